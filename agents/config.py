@@ -1,0 +1,70 @@
+"""The training configuration: one dataclass tree, the schema of the Hydra configs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agents.fields import param
+from agents.sac import SACConfig
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message is one line."""
+
+
+@dataclass
+class EstimatorConfig:
+    """Which gradient estimator trains the actor, and its options."""
+
+    name: str = param("pathwise", "actor gradient estimator: pathwise | score | exact")
+    num_samples: int = param(0, "actions drawn per state (0: 1 for pathwise, 4 for score)")
+    baseline: str = param("mean", "score: none | mean (leave-one-out over num_samples)")
+
+    def build(self):
+        from policies.estimators import get_estimator
+
+        if self.name == "pathwise":
+            return get_estimator("pathwise", num_samples=self.num_samples or 1)
+        if self.name == "score":
+            n = self.num_samples or 4
+            baseline = self.baseline if n > 1 else "none"
+            return get_estimator("score", num_samples=n, baseline=baseline)
+        return get_estimator(self.name)
+
+
+@dataclass
+class WandbConfig:
+    """Weights & Biases logging."""
+
+    mode: str = param("offline", "offline (no account; `wandb sync` later) | online | disabled")
+    project: str = param("pathwise", "wandb project")
+    entity: str | None = param(None, "wandb entity (team or user); None: your default")
+
+
+@dataclass
+class TrainConfig:
+    """One training run."""
+
+    env: str = param("Pendulum-v1", "Gymnasium env id")
+    agent: Any = param(SACConfig(), "agent: sac | reinforce, with its hyperparameters")
+    estimator: EstimatorConfig = param(EstimatorConfig(), "actor gradient estimator")
+    seed: int = param(0, "seed of torch, numpy, Python and the envs")
+    total_steps: int = param(20_000, "env steps to train for (summed over vector envs)")
+    num_envs: int = param(1, "parallel envs collecting experience")
+    device: str = param("auto", "cpu | cuda | cuda:N | auto (CUDA when available)")
+    run_dir: str | None = param(None, "where this run goes; None: "
+                                      "runs/<env>/<agent>-<estimator>/s<seed>-<timestamp>")
+    resume: str | None = param(None, "run dir whose checkpoints/last.pt to continue from")
+    eval_every: int = param(5000, "env steps between deterministic evaluations (0: off)")
+    eval_episodes: int = param(10, "episodes per evaluation")
+    checkpoint_every: int = param(10_000, "env steps between checkpoints (0: at the end only)")
+    log_every: int = param(1000, "env steps between logged training losses")
+    torch_threads: int = param(0, "torch intra-op threads (0: torch's default)")
+    wandb: WandbConfig = param(WandbConfig(), "Weights & Biases logging")
+
+
+def check_positive(name: str, value, allow_zero: bool = False) -> None:
+    if value is None or (value < 0 if allow_zero else value <= 0):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{name} must be {bound}, got {value}")

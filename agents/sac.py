@@ -1,0 +1,310 @@
+"""Soft Actor-Critic for Box and Discrete action spaces, with a swappable actor estimator.
+
+The actor minimises, per state s, the maximum-entropy objective (Haarnoja et al. 2018,
+"Soft Actor-Critic Algorithms and Applications", eq. 7; Christodoulou 2019 for discrete):
+
+    J_π(s) = E_{a ~ π(·|s)} [ α · log π(a|s) − min_i Q_i(s, a) ]
+
+and *how its gradient is estimated* is the one config value ``estimator``:
+
+* ``pathwise``: differentiate −Q through a reparameterized action. Box: the tanh-Gaussian
+  ``rsample`` (SAC's own estimator). Discrete: a Gumbel-softmax sample.
+* ``score``: likelihood-ratio gradient of the very same objective, no gradient through the
+  action, with a leave-one-out baseline over ``num_samples`` actions per state.
+* ``exact`` (Discrete): the all-action sum Σ_a π(a|s)(α log π(a|s) − Q(s, a)), discrete
+  SAC's actor loss; zero sampling noise.
+
+How the critic sees a relaxed discrete action
+---------------------------------------------
+For Discrete spaces the critic outputs one value per action, ``q(s) ∈ R^|A|``, and a one-hot
+or relaxed action ``y`` is valued ``Q(s, y) = ⟨y, q(s)⟩``: the linear extension of Q from the
+simplex's vertices to its interior. Why:
+  1. The critic is trained only on actions that were taken, i.e. on vertices. A network fed
+     ``y`` as input would be queried at relaxed points it never saw; the linear extension
+     needs no extrapolation.
+  2. All three estimators then use one and the same critic, so a comparison isolates the
+     estimator. ``exact`` needs a single forward pass.
+  3. The pathwise gradient's only bias is the relaxation's own: E[softmax((l + g)/τ)] ≠
+     softmax(l) (ESTIMATOR_FACTS §3), which shrinks as τ → 0.
+Because ``Q`` is linear in ``y``, straight-through (``hard=True``) and soft samples give the
+same actor gradient; ``hard`` changes only the reported loss value.
+
+The entropy term α·log π is computed in closed form (−α·H(π)) for the categorical policy by
+every estimator, and on the same sampled actions for the tanh-Gaussian (no closed form).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call
+
+from agents.buffers import Batch, ReplayBuffer
+from agents.fields import param
+from policies.networks import QEnsemble
+from policies.policy import Policy
+
+
+@dataclass
+class TemperatureSchedule:
+    """Gumbel-softmax temperature τ_t = max(end, start · exp(−decay · t)), piecewise constant
+    over blocks of ``every`` env steps (Jang et al. 2017, §4.1)."""
+
+    start: float = param(1.0, "Gumbel-softmax temperature at step 0")
+    end: float = param(0.5, "lowest temperature the schedule reaches")
+    decay: float = param(3e-5, "exponential decay rate per env step")
+    every: int = param(1000, "recompute the temperature every this many env steps")
+
+    def __call__(self, step: int) -> float:
+        t = (step // self.every) * self.every
+        return max(self.end, self.start * math.exp(-self.decay * t))
+
+
+@dataclass
+class SACConfig:
+    """Soft Actor-Critic hyperparameters (defaults: Haarnoja et al. 2018, table 1)."""
+
+    name: str = param("sac", "agent name")
+    lr: float = param(3e-4, "Adam learning rate of actor and critics")
+    alpha_lr: float = param(3e-4, "Adam learning rate of the entropy coefficient")
+    gamma: float = param(0.99, "discount factor")
+    tau: float = param(0.005, "Polyak averaging rate of the target critics")
+    batch_size: int = param(256, "minibatch size per gradient update")
+    buffer_size: int = param(1_000_000, "replay buffer capacity, in transitions")
+    learning_starts: int = param(5000, "env steps of uniform random actions before updates")
+    updates_per_step: float = param(1.0, "gradient updates per env transition collected")
+    hidden_sizes: list = param([256, 256], "hidden layer widths of actor and critics")
+    alpha: float = param(0.2, "initial entropy coefficient α")
+    autotune: bool = param(True, "learn α to hold the policy's entropy at the target")
+    target_entropy: float | None = param(None, "entropy target; None: −dim(A) for Box, "
+                                               "target_entropy_scale·log|A| for Discrete")
+    target_entropy_scale: float = param(
+        0.3, "Discrete: entropy target as a fraction of the maximum log|A| (0.98 makes α "
+             "blow up on small action spaces)")
+    temperature: TemperatureSchedule = param(TemperatureSchedule(),
+                                             "Gumbel-softmax temperature schedule")
+    hard: bool = param(False, "Discrete pathwise: straight-through (one-hot forward) samples")
+
+    def validate(self) -> list[str]:
+        """Problems with these values, one line each (empty when valid)."""
+        problems = []
+        for name in ("lr", "alpha_lr", "batch_size", "buffer_size", "updates_per_step", "alpha"):
+            if getattr(self, name) <= 0:
+                problems.append(f"agent.{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.gamma <= 1.0:
+            problems.append(f"agent.gamma must be in [0, 1], got {self.gamma}")
+        if not 0.0 < self.tau <= 1.0:
+            problems.append(f"agent.tau must be in (0, 1], got {self.tau}")
+        if self.learning_starts < 0:
+            problems.append(f"agent.learning_starts must be >= 0, got {self.learning_starts}")
+        if self.batch_size > self.buffer_size:
+            problems.append(f"agent.batch_size={self.batch_size} exceeds "
+                            f"agent.buffer_size={self.buffer_size}")
+        elif self.batch_size > max(self.learning_starts, 1):
+            problems.append(
+                f"agent.batch_size={self.batch_size} is larger than the buffer holds at "
+                f"agent.learning_starts={self.learning_starts}; raise learning_starts")
+        if any(int(h) <= 0 for h in self.hidden_sizes):
+            problems.append(f"agent.hidden_sizes must be positive, got {list(self.hidden_sizes)}")
+        t = self.temperature
+        if t.start <= 0 or t.end <= 0:
+            problems.append(f"agent.temperature start and end must be > 0, got {t.start}, {t.end}")
+        if t.decay < 0 or t.every <= 0:
+            problems.append("agent.temperature.decay must be >= 0 and every > 0")
+        if not 0.0 < self.target_entropy_scale <= 1.0:
+            problems.append(f"agent.target_entropy_scale must be in (0, 1], "
+                            f"got {self.target_entropy_scale}")
+        return problems
+
+
+def make_adam(params, lr: float) -> torch.optim.Adam:
+    """Adam, fused into one kernel where this torch build supports it on the device."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr)
+
+
+class SAC:
+    """SAC agent: networks, optimisers, replay buffer, and the update.
+
+    The update is split into named losses (``critic_loss``, ``actor_loss``, ``alpha_loss``),
+    each callable alone; ``update(batch)`` applies one gradient step of each.
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, discrete: bool, config: SACConfig,
+                 estimator, device: torch.device | str = "cpu", num_envs: int = 1,
+                 action_low=None, action_high=None):
+        if estimator.name == "exact" and not discrete:
+            raise ValueError("estimator 'exact' needs a Discrete action space (it sums over "
+                             "all actions); this env has Box actions: use pathwise or score")
+        self.config, self.estimator = config, estimator
+        self.device = torch.device(device)
+        self.discrete, self.action_dim, self.num_envs = discrete, action_dim, num_envs
+        self.policy = Policy(obs_dim, action_dim, discrete, config.hidden_sizes,
+                             action_low, action_high).to(self.device)
+        self.critic = QEnsemble(obs_dim, action_dim, discrete, config.hidden_sizes).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device,
+                                      requires_grad=config.autotune)
+        self.actor_optimizer = make_adam(self.policy.parameters(), config.lr)
+        self.critic_optimizer = make_adam(self.critic.parameters(), config.lr)
+        self.alpha_optimizer = make_adam([self.log_alpha], config.alpha_lr) \
+            if config.autotune else None
+        if config.target_entropy is not None:
+            self.target_entropy = float(config.target_entropy)
+        elif discrete:
+            self.target_entropy = config.target_entropy_scale * math.log(action_dim)
+        else:
+            self.target_entropy = -float(action_dim)
+        self.buffer = ReplayBuffer(config.buffer_size, obs_dim, action_dim, discrete, self.device)
+        self.temperature = config.temperature(0)
+        self._update_credit = 0.0  # fractional updates owed (updates_per_step may be < 1)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.detach().exp()
+
+    def _dist(self, obs):
+        return self.policy.distribution(obs, self.temperature, self.config.hard)
+
+    # -- losses -----------------------------------------------------------------------------
+    def critic_loss(self, batch: Batch) -> torch.Tensor:
+        """Soft Bellman residual (Haarnoja et al. 2018, eq. 5) of each critic, with the clipped
+        double-Q target. ``(1 − terminated)`` cuts bootstrapping at terminal states only: a
+        time-limit truncation still bootstraps from ``next_obs``."""
+        gamma, alpha = self.config.gamma, self.alpha
+        with torch.no_grad():
+            next_dist = self._dist(batch.next_obs)
+            if self.discrete:
+                # Exact expectation over next actions (Christodoulou 2019, eq. 10).
+                q_next = self.critic_target(batch.next_obs).min(0).values
+                v_next = (next_dist.probs * (q_next - alpha * next_dist.logits)).sum(-1)
+            else:
+                next_action, next_log_prob = next_dist.sample_and_log_prob()
+                q_next = self.critic_target(batch.next_obs, next_action).min(0).values
+                v_next = q_next - alpha * next_log_prob
+            target = batch.reward + gamma * (1.0 - batch.terminated) * v_next
+        if self.discrete:
+            q_all = self.critic(batch.obs)  # (n, B, |A|)
+            index = batch.action.view(1, -1, 1).expand(q_all.shape[0], -1, 1)
+            q = q_all.gather(-1, index).squeeze(-1)
+        else:
+            q = self.critic(batch.obs, batch.action)  # (n, B)
+        return 0.5 * ((q - target) ** 2).mean(-1).sum()
+
+    def actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """E_a[α log π(a|s) − min_i Q_i(s, a)] through the configured estimator.
+
+        The critic enters with detached parameters: the actor's loss sends no gradient into
+        the critic. Returns the loss and the policy's entropy (estimate), for ``alpha_loss``.
+        """
+        critic_params = {k: v.detach() for k, v in self.critic.named_parameters()}
+        dist = self._dist(obs)
+        if self.discrete:
+            q = functional_call(self.critic, critic_params, (obs,)).min(0).values  # (B, |A|)
+
+            def cost(y):  # y: (..., B, |A|) one-hot or relaxed
+                return -(y * q).sum(-1)
+            entropy = dist.entropy().detach()
+        else:
+            def cost(a):  # a: (S, B, A)
+                return -functional_call(self.critic, critic_params, (obs, a)).min(0).values
+            with torch.no_grad():
+                entropy = -dist.sample_and_log_prob()[1]
+        loss = self.estimator(dist, cost, alpha=self.alpha).mean()
+        return loss, entropy.mean()
+
+    def alpha_loss(self, entropy: torch.Tensor) -> torch.Tensor:
+        """Temperature loss log α · (H(π) − H̄) (Haarnoja et al. 2018, eq. 18, with α = exp of a
+        free parameter): gradient descent lowers α when the entropy exceeds the target."""
+        return self.log_alpha * (entropy.detach() - self.target_entropy)
+
+    # -- one gradient step ------------------------------------------------------------------
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        critic_loss = self.critic_loss(batch)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        actor_loss, entropy = self.actor_loss(batch.obs)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optimizer.step()
+
+        metrics = {"losses/critic": critic_loss.detach(), "losses/actor": actor_loss.detach(),
+                   "charts/entropy": entropy}
+        if self.alpha_optimizer is not None:
+            alpha_loss = self.alpha_loss(entropy)
+            self.alpha_optimizer.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_optimizer.step()
+            metrics["losses/alpha"] = alpha_loss.detach()
+        metrics["charts/alpha"] = self.alpha
+
+        with torch.no_grad():  # Polyak averaging: θ' ← θ' + τ(θ − θ')
+            torch._foreach_lerp_(list(self.critic_target.parameters()),
+                                 list(self.critic.parameters()), self.config.tau)
+        return metrics
+
+    # -- the runner's protocol --------------------------------------------------------------
+    def act(self, obs: torch.Tensor, global_step: int) -> torch.Tensor:
+        """Exploration action in the policy's space: uniform before ``learning_starts``."""
+        if global_step < self.config.learning_starts:
+            n = obs.shape[0]
+            if self.discrete:
+                return torch.randint(0, self.action_dim, (n,), device=self.device)
+            return torch.rand(n, self.action_dim, device=self.device) * 2.0 - 1.0
+        return self.policy.act(obs)
+
+    def observe(self, obs: torch.Tensor, action: torch.Tensor, step) -> None:
+        """Store the transitions of one vector step (``step``: the env's StepResult)."""
+        self.buffer.add(obs, action, step.reward, step.next_obs, step.terminated)
+
+    def train_step(self, global_step: int) -> dict[str, torch.Tensor] | None:
+        """Updates owed for the transitions just collected, once past ``learning_starts``."""
+        self.temperature = self.config.temperature(global_step)
+        if global_step < self.config.learning_starts:
+            return None
+        self._update_credit += self.config.updates_per_step * self.num_envs
+        metrics = None
+        while self._update_credit >= 1.0:
+            self._update_credit -= 1.0
+            metrics = self.update(self.buffer.sample(self.config.batch_size))
+        if metrics is not None and self.discrete:
+            metrics["charts/temperature"] = torch.tensor(self.temperature)
+        return metrics
+
+    def state_dict(self) -> dict:
+        state = {
+            "policy": self.policy.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "temperature": self.temperature,
+            "update_credit": self._update_credit,
+        }
+        if self.alpha_optimizer is not None:
+            state["alpha_optimizer"] = self.alpha_optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        if self.alpha_optimizer is not None:
+            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.temperature = float(state["temperature"])
+        self._update_credit = float(state["update_credit"])

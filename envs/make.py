@@ -1,0 +1,410 @@
+"""Build the environments agents act in: id and space checks, seeding, autoreset, torch tensors.
+
+Two entry points:
+
+- `make_env` gives one plain Gymnasium env (evaluation, video). It acts in the env's own action
+  units, so whoever drives it with a saved policy maps the policy's [-1, 1] output through
+  `scale_action`, the same map `TorchVecEnv.step` uses.
+- `make_vec_env` gives a `TorchVecEnv`: a synchronous Gymnasium vector env that speaks torch on
+  the agent's device and hands back transitions that are safe to store (see `StepResult`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+__all__ = [
+    "EnvError",
+    "StepResult",
+    "TorchVecEnv",
+    "check_spaces",
+    "make_env",
+    "make_vec_env",
+    "scale_action",
+]
+
+
+class EnvError(ValueError):
+    """A problem with the requested env, worded as one line that the CLI prints verbatim."""
+
+
+# --------------------------------------------------------------------------------------------
+# Checks: the env id, then the spaces
+# --------------------------------------------------------------------------------------------
+
+
+def _one_line(text: object) -> str:
+    # Space reprs print numpy bounds arrays, which wrap over several lines for wide boxes.
+    return " ".join(str(text).split())
+
+
+def _describe(space: object) -> str:
+    if isinstance(space, spaces.Box):
+        # Box's own repr lists every bound when they differ per dim; shape and dtype say enough.
+        return f"Box(shape={space.shape}, dtype={space.dtype})"
+    return _one_line(space)
+
+
+def _check_env_id(env_id: object) -> None:
+    if not isinstance(env_id, str):
+        raise EnvError(f"env id must be a string, got {env_id!r}")
+    module, sep, name = env_id.partition(":")
+    if sep:
+        # gym.make's "module:EnvId" form imports the module so that it can register its envs;
+        # do that here too, or the id would look unknown.
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise EnvError(
+                f"cannot import module {module!r} named in env id {env_id!r}: {_one_line(err)}"
+            ) from err
+        env_id = name
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    if close:
+        raise EnvError(f"unknown env id {env_id!r}; did you mean: {', '.join(close)}?")
+    raise EnvError(
+        f"unknown env id {env_id!r}; list the registered ids with "
+        "`python -c 'import envs, gymnasium; gymnasium.pprint_registry()'`"
+    )
+
+
+def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
+    """Raise EnvError unless the spaces are ones pathwise's policies can act in.
+
+    Supported: a 1-D `Box` observation (a flat vector, any dtype: it is cast to float32), and
+    either a 1-D floating-point `Box` action with finite bounds (a tanh-squashed policy is
+    rescaled onto [low, high], which needs both ends) or a `Discrete` action.
+    """
+    obs_hint = "pathwise supports a 1-D Box observation (a flat vector)"
+    if not isinstance(observation_space, spaces.Box):
+        flatten = (
+            "; flatten it first (gymnasium.wrappers.FlattenObservation)"
+            if isinstance(observation_space, (spaces.Dict, spaces.Tuple))
+            else ""
+        )
+        raise EnvError(
+            f"unsupported observation space {_describe(observation_space)}: {obs_hint}{flatten}"
+        )
+    if len(observation_space.shape) != 1:
+        raise EnvError(
+            f"unsupported observation space {_describe(observation_space)}: {obs_hint}, "
+            f"not one with {len(observation_space.shape)} dims (images need an encoder)"
+        )
+
+    act_hint = "pathwise supports a 1-D Box action with finite bounds or a Discrete action"
+    if isinstance(action_space, spaces.Discrete):
+        return
+    if not isinstance(action_space, spaces.Box):
+        raise EnvError(f"unsupported action space {_describe(action_space)}: {act_hint}")
+    if len(action_space.shape) != 1:
+        raise EnvError(
+            f"unsupported action space {_describe(action_space)}: {act_hint}, "
+            f"not a Box with {len(action_space.shape)} dims"
+        )
+    if not np.issubdtype(action_space.dtype, np.floating):
+        raise EnvError(
+            f"unsupported action space {_describe(action_space)}: {act_hint}; an integer-valued "
+            "Box cannot take a continuous policy's actions"
+        )
+    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+        raise EnvError(
+            f"unsupported action space {_describe(action_space)} with infinite bounds "
+            f"(low={_one_line(action_space.low)}, high={_one_line(action_space.high)}): "
+            f"{act_hint}, since a squashed policy is rescaled onto [low, high]"
+        )
+
+
+def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
+    """gym.make, with the errors a user can cause (bad kwargs, missing extras) as EnvError."""
+    try:
+        return gym.make(env_id, **kwargs)
+    except (gym.error.Error, TypeError) as err:
+        # TypeError is how an env constructor rejects an unknown keyword (e.g. `env.foo=1`).
+        raise EnvError(f"cannot make {env_id!r}: {_one_line(err)}") from err
+
+
+# --------------------------------------------------------------------------------------------
+# A single env
+# --------------------------------------------------------------------------------------------
+
+
+class _SeedFirstReset(gym.Wrapper):
+    """Seed the first reset that is given no seed, so `make_env(id, seed=s).reset()` starts
+    exactly like `gym.make(id).reset(seed=s)`; later resets continue that random stream."""
+
+    def __init__(self, env: gym.Env, seed: int):
+        super().__init__(env)
+        self._pending_seed: int | None = seed
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is None:
+            seed = self._pending_seed
+        self._pending_seed = None
+        return super().reset(seed=seed, options=options)
+
+
+def make_env(
+    env_id: str, seed: int | None = None, render_mode: str | None = None, **kwargs: Any
+) -> gym.Env:
+    """One Gymnasium env (for evaluation), after checking that the id exists and its spaces are
+    supported. `kwargs` go to `gymnasium.make` (e.g. `max_episode_steps`, env parameters).
+
+    With `seed`, the first `reset()` without a seed uses it, and the action space is seeded
+    too, so an evaluation run is reproducible. The env acts in its own action units: map a
+    policy's [-1, 1] action with `scale_action(a, env.action_space.low, env.action_space.high)`.
+    """
+    _check_env_id(env_id)
+    env = _gym_make(env_id, render_mode=render_mode, **kwargs)
+    try:
+        check_spaces(env.observation_space, env.action_space)
+    except EnvError:
+        env.close()
+        raise
+    if seed is not None:
+        env.action_space.seed(seed)
+        env = _SeedFirstReset(env, seed)
+    return env
+
+
+# --------------------------------------------------------------------------------------------
+# Vector env on torch
+# --------------------------------------------------------------------------------------------
+
+
+def scale_action(policy_action, low, high):
+    """Map an action from the policy's box [-1, 1]^d affinely onto the env's box [low, high]:
+
+        a = low + (p + 1) / 2 · (high − low)
+
+    (the inverse of Stable-Baselines3's `BasePolicy.scale_action`, common/policies.py). Works on
+    numpy arrays and on torch tensors (the result stays on the tensor's device). The result is
+    clipped to [low, high]: float rounding can land just past `high`, and some envs (MuJoCo)
+    act on out-of-bounds actions instead of clipping them.
+    """
+    if isinstance(policy_action, torch.Tensor):
+        low = torch.as_tensor(low, dtype=policy_action.dtype, device=policy_action.device)
+        high = torch.as_tensor(high, dtype=policy_action.dtype, device=policy_action.device)
+        action = low + (policy_action + 1.0) * 0.5 * (high - low)
+        return torch.minimum(torch.maximum(action, low), high)
+    low, high = np.asarray(low), np.asarray(high)
+    action = low + (np.asarray(policy_action) + 1.0) * 0.5 * (high - low)
+    return np.clip(action, low, high)
+
+
+class StepResult(NamedTuple):
+    """One vector step, as tensors on the env's device (lists for the episode statistics).
+
+    Store `(obs_before, action, reward, next_obs, terminated)`; act next from `obs`. Where an
+    episode ended, `obs` is already the next episode's reset observation, while `next_obs` is
+    the ended episode's final observation, so no stored transition crosses an autoreset.
+    """
+
+    obs: torch.Tensor  # (num_envs, obs_dim) float32: what to act from next
+    next_obs: torch.Tensor  # (num_envs, obs_dim) float32: true successor of this transition
+    reward: torch.Tensor  # (num_envs,) float32
+    terminated: torch.Tensor  # (num_envs,) bool: the MDP ended; do not bootstrap
+    truncated: torch.Tensor  # (num_envs,) bool: cut short (time limit); bootstrap from next_obs
+    episode_returns: list[float]  # returns of the episodes that ended this step
+    episode_lengths: list[int]  # their lengths, in the same order
+
+
+class TorchVecEnv:
+    """A Gymnasium vector env in `AutoresetMode.SAME_STEP`, on torch tensors.
+
+    Actions come in the policy's space: for a Box, points of [-1, 1]^action_dim (the range of a
+    tanh-squashed policy), rescaled onto the env's bounds here; for Discrete, long indices
+    0..n-1 of shape (num_envs,). Each array crosses between host and device once per step.
+    """
+
+    def __init__(
+        self,
+        vec_env: VectorEnv,
+        env_id: str,
+        seed: int | None = 0,
+        device: str | torch.device = "cpu",
+    ):
+        check_spaces(vec_env.single_observation_space, vec_env.single_action_space)
+        if vec_env.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
+            # NEXT_STEP (Gymnasium's default) returns the reset observation one step late, as a
+            # transition whose action was ignored; `step` relies on SAME_STEP's `final_obs`.
+            raise ValueError("TorchVecEnv needs a vector env with autoreset_mode=SAME_STEP")
+        self.vec_env = vec_env
+        self.env_id = env_id
+        self.num_envs: int = vec_env.num_envs
+        self.device = torch.device(device)
+        self.single_observation_space = vec_env.single_observation_space
+        self.single_action_space = vec_env.single_action_space
+        self.obs_dim: int = int(self.single_observation_space.shape[0])
+        self.is_discrete: bool = isinstance(self.single_action_space, spaces.Discrete)
+
+        space = self.single_action_space
+        if self.is_discrete:
+            self.action_dim: int = int(space.n)
+            self.action_low = self.action_high = None
+            self._discrete_start = int(space.start)
+            self._policy_action_space: spaces.Space = spaces.MultiDiscrete(
+                np.full(self.num_envs, self.action_dim)
+            )
+        else:
+            self.action_dim = int(space.shape[0])
+            # float64 for the affine map; the result is cast to the env's dtype.
+            self.action_low = space.low.astype(np.float64)
+            self.action_high = space.high.astype(np.float64)
+            self._policy_action_space = spaces.Box(
+                -1.0, 1.0, (self.num_envs, self.action_dim), np.float32
+            )
+
+        self._seed = seed
+        self._has_reset = False
+
+    def __repr__(self) -> str:
+        return (
+            f"TorchVecEnv({self.env_id!r}, num_envs={self.num_envs}, device={self.device}, "
+            f"obs_dim={self.obs_dim}, action_dim={self.action_dim}, "
+            f"is_discrete={self.is_discrete})"
+        )
+
+    def __enter__(self) -> TorchVecEnv:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- host ↔ device ------------------------------------------------------------------
+
+    def _to_device(self, array: np.ndarray, dtype: np.dtype) -> torch.Tensor:
+        # from_numpy shares memory (no copy on CPU); `.to` is then the one transfer, if any.
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=dtype)).to(self.device)
+
+    def _env_actions(self, actions: torch.Tensor | np.ndarray) -> np.ndarray:
+        if isinstance(actions, torch.Tensor):
+            actions = actions.detach().cpu().numpy()
+        actions = np.asarray(actions)
+        if self.is_discrete:
+            if actions.shape != (self.num_envs,):
+                raise ValueError(
+                    f"expected Discrete actions of shape ({self.num_envs},), got {actions.shape}"
+                )
+            if not np.issubdtype(actions.dtype, np.integer):
+                raise ValueError(f"Discrete actions must be integer indices, got {actions.dtype}")
+            if actions.min() < 0 or actions.max() >= self.action_dim:
+                raise ValueError(
+                    f"Discrete action indices must lie in [0, {self.action_dim}), "
+                    f"got {actions.tolist()}"
+                )
+            # The policy indexes 0..n-1; a Discrete(n, start=s) env wants s..s+n-1.
+            return actions.astype(np.int64) + self._discrete_start
+        if actions.shape != (self.num_envs, self.action_dim):
+            raise ValueError(
+                f"expected Box actions of shape ({self.num_envs}, {self.action_dim}), "
+                f"got {actions.shape}"
+            )
+        scaled = scale_action(actions.astype(np.float64), self.action_low, self.action_high)
+        return scaled.astype(self.single_action_space.dtype)
+
+    # ---- the env API --------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        """Reset every sub-env; returns float32 observations (num_envs, obs_dim) on device.
+
+        The first reset uses the constructor's seed when given none. A seed reseeds sub-env i
+        with seed + i (Gymnasium's rule) and the action spaces that `random_actions` draws
+        from; a reset without one continues the sub-envs' random streams.
+        """
+        if seed is None and not self._has_reset:
+            seed = self._seed
+        if seed is not None:
+            self._policy_action_space.seed(seed)
+            self.vec_env.action_space.seed(seed)
+        obs, _ = self.vec_env.reset(seed=seed)
+        self._has_reset = True
+        return self._to_device(obs, np.float32)
+
+    def step(self, actions: torch.Tensor) -> StepResult:
+        """Apply one action per sub-env (in the policy's action space); see `StepResult`."""
+        if not self._has_reset:
+            raise RuntimeError("call reset() before step()")
+        obs, reward, terminated, truncated, info = self.vec_env.step(self._env_actions(actions))
+
+        obs = np.asarray(obs, dtype=np.float32)
+        next_obs = obs.copy()
+        done = np.logical_or(terminated, truncated)
+        if done.any():
+            # SAME_STEP has already reset the ended sub-envs: their row of `obs` starts the
+            # next episode, and the observation the transition really led to is in final_obs
+            # (an object array, None in the rows that did not end).
+            final_obs = info["final_obs"]
+            for i in np.flatnonzero(done):
+                next_obs[i] = final_obs[i]
+
+        episode_returns: list[float] = []
+        episode_lengths: list[int] = []
+        if "_episode" in info:  # added by RecordEpisodeStatistics on steps where episodes end
+            ended = info["_episode"]
+            episode_returns = [float(r) for r in info["episode"]["r"][ended]]
+            episode_lengths = [int(n) for n in info["episode"]["l"][ended]]
+
+        return StepResult(
+            obs=self._to_device(obs, np.float32),
+            next_obs=self._to_device(next_obs, np.float32),
+            reward=self._to_device(reward, np.float32),
+            terminated=self._to_device(terminated, np.bool_),
+            truncated=self._to_device(truncated, np.bool_),
+            episode_returns=episode_returns,
+            episode_lengths=episode_lengths,
+        )
+
+    def random_actions(self) -> torch.Tensor:
+        """Uniform actions in the policy's action space, from the space seeded at reset:
+        float32 (num_envs, action_dim) in [-1, 1] for a Box, long (num_envs,) for Discrete."""
+        sample = self._policy_action_space.sample()
+        return torch.from_numpy(np.asarray(sample)).to(self.device)
+
+    def close(self) -> None:
+        self.vec_env.close()
+
+
+def make_vec_env(
+    env_id: str,
+    num_envs: int = 1,
+    seed: int | None = 0,
+    device: str | torch.device = "cpu",
+    **env_kwargs: Any,
+) -> TorchVecEnv:
+    """`num_envs` copies of `env_id` stepped in sequence, on torch tensors on `device`.
+
+    `env_kwargs` go to `gymnasium.make` for every copy (e.g. `max_episode_steps`). Sub-env i
+    is seeded with `seed + i` at the first reset. Episode returns and lengths come from
+    Gymnasium's vector `RecordEpisodeStatistics`.
+    """
+    _check_env_id(env_id)
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise EnvError(f"num_envs must be a positive integer, got {num_envs!r}")
+
+    # Build one copy first so that an unsupported space is reported before vectorizing (the
+    # batching code can choke on exotic spaces with a less helpful error).
+    first = _gym_make(env_id, **env_kwargs)
+    try:
+        check_spaces(first.observation_space, first.action_space)
+    except EnvError:
+        first.close()
+        raise
+    env_fns: list[Callable[[], gym.Env]] = [lambda: first]
+    env_fns += [functools.partial(_gym_make, env_id, **env_kwargs)] * (num_envs - 1)
+
+    vec_env = SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    vec_env = RecordEpisodeStatistics(vec_env)
+    return TorchVecEnv(vec_env, env_id=env_id, seed=seed, device=device)

@@ -78,3 +78,204 @@ class ReplayBuffer:
         self.size, self.pos = int(state["size"]), int(state["pos"])
         for name in self._FIELDS:
             getattr(self, name)[: self.size] = state[name].to(self.device)
+
+
+class EpisodeBatch(NamedTuple):
+    """Every step of a set of completed episodes, episode after episode.
+
+    Steps are ordered env by env, and in time within an env, so each episode's steps are
+    contiguous and in order; ``done`` marks the last step of each episode.
+    """
+
+    obs: torch.Tensor  # (B, obs_dim)
+    action: torch.Tensor  # (B, action_dim) float in [-1, 1] (Box) or (B,) long (Discrete)
+    pre_tanh: torch.Tensor | None  # (B, action_dim): the Gaussian draw u, a = tanh(u) (Box)
+    reward: torch.Tensor  # (B,) as the env gave it
+    returns: torch.Tensor  # (B,) reward-to-go G_t (with any truncation bootstrap folded in)
+    done: torch.Tensor  # (B,) bool: the episode's last step (terminated or truncated)
+
+
+class RolloutStorage:
+    """On-policy storage of whole episodes from ``num_envs`` vector envs (REINFORCE).
+
+    Tensors are time-major, ``(rows, num_envs, ...)``, one row per vector step, preallocated on
+    the device; ``episodes()`` returns only the steps of *completed* episodes and ``clear()``
+    empties the storage after each policy update.
+
+    Staleness. REINFORCE's gradient E[G_t ∇ log π_θ(a_t|s_t)] is unbiased only for episodes
+    drawn from π_θ. The envs are not reset at an update, so an episode that is running when
+    the policy changes has its first part from the old policy: ``clear()`` marks such an env
+    *stale*, its steps are recorded but masked out (``valid`` is False), and the env becomes
+    fresh again at its next episode boundary. An env that ended an episode on the very step
+    of the update starts its next episode under the new policy and is not stale.
+
+    Truncation. An episode cut by a time limit is complete here, but its return is missing
+    the tail beyond the cut. ``episodes(gamma, bootstrap)`` can add γ·V(s_T) at such steps
+    (Pardo et al. 2018, "Time Limits in Reinforcement Learning"); without it the tail is
+    taken as zero.
+
+    Capacity grows by doubling when a batch needs more rows than are allocated (an episode
+    longer than expected); it never shrinks, so this happens a few times at most.
+    """
+
+    def __init__(self, num_envs: int, obs_dim: int, action_dim: int, discrete: bool,
+                 device: torch.device | str = "cpu", capacity: int = 1024):
+        self.num_envs, self.obs_dim, self.action_dim = int(num_envs), int(obs_dim), int(action_dim)
+        self.discrete = discrete
+        self.device = torch.device(device)
+        self._allocate(max(int(capacity), 1))
+        self.pos = 0  # next row to write
+        # Host-side bookkeeping, so that deciding when to update costs no device sync.
+        self.fresh = [True] * self.num_envs  # is the env's running episode being recorded?
+        self.running = [0] * self.num_envs  # recorded steps of each env's running episode
+        self.last_done = [-1] * self.num_envs  # row of each env's last recorded episode end
+        self.completed_steps = 0  # steps of completed, fresh episodes: what a batch holds
+
+    _FIELDS = ("obs", "action", "pre_tanh", "reward", "next_obs", "terminated", "truncated",
+               "valid")
+
+    def _allocate(self, rows: int) -> None:
+        f32 = dict(dtype=torch.float32, device=self.device)
+        shape = (rows, self.num_envs)
+        self.obs = torch.zeros(*shape, self.obs_dim, **f32)
+        # next_obs is what a truncated episode's return is bootstrapped from.
+        self.next_obs = torch.zeros(*shape, self.obs_dim, **f32)
+        if self.discrete:
+            self.action = torch.zeros(shape, dtype=torch.long, device=self.device)
+            self.pre_tanh = None
+        else:
+            self.action = torch.zeros(*shape, self.action_dim, **f32)
+            self.pre_tanh = torch.zeros(*shape, self.action_dim, **f32)
+        self.reward = torch.zeros(shape, **f32)
+        self.terminated = torch.zeros(shape, dtype=torch.bool, device=self.device)
+        self.truncated = torch.zeros(shape, dtype=torch.bool, device=self.device)
+        self.valid = torch.zeros(shape, dtype=torch.bool, device=self.device)
+        self.capacity = rows
+
+    def _grow(self) -> None:
+        old = {name: getattr(self, name) for name in self._FIELDS}
+        self._allocate(2 * self.capacity)
+        for name, tensor in old.items():
+            if tensor is not None:
+                getattr(self, name)[: tensor.shape[0]] = tensor
+
+    def __len__(self) -> int:
+        """Steps of completed fresh episodes: the size of the next batch."""
+        return self.completed_steps
+
+    def add(self, obs, action, reward, next_obs, terminated, truncated, pre_tanh=None) -> None:
+        """Store one vector step (one transition per env)."""
+        if self.pos == self.capacity:
+            self._grow()
+        t = self.pos
+        self.obs[t] = obs
+        self.action[t] = action
+        if self.pre_tanh is not None:
+            if pre_tanh is None:
+                raise ValueError("RolloutStorage: Box actions need their pre-tanh draw u")
+            self.pre_tanh[t] = pre_tanh
+        self.reward[t] = reward
+        self.next_obs[t] = next_obs
+        self.terminated[t] = terminated
+        self.truncated[t] = truncated
+        self.valid[t] = torch.tensor(self.fresh, device=self.device)
+        # The one device→host read per step: which envs ended an episode.
+        done = (terminated | truncated).tolist()
+        for e in range(self.num_envs):
+            if self.fresh[e]:
+                self.running[e] += 1
+                if done[e]:
+                    self.completed_steps += self.running[e]
+                    self.last_done[e] = t
+            if done[e]:
+                # Whatever this episode was, the env's next one starts under the current policy.
+                self.running[e] = 0
+                self.fresh[e] = True
+        self.pos += 1
+
+    def completed_mask(self) -> torch.Tensor:
+        """(rows, num_envs) bool: steps of completed fresh episodes, for rows [0, pos)."""
+        rows = torch.arange(self.pos, device=self.device).unsqueeze(1)
+        last = torch.tensor(self.last_done, device=self.device)
+        return self.valid[: self.pos] & (rows <= last)
+
+    def reward_to_go(self, gamma: float, bootstrap=None) -> torch.Tensor:
+        """G_t = Σ_{k≥t} γ^{k−t} r_k within each episode, for every stored row: (pos, num_envs).
+
+        Computed backwards, G_t = r_t + γ·(1 − done_t)·G_{t+1} (Sutton & Barto 2018, eq. 3.9),
+        one vectorised step per stored row. A done row starts a new sum, so a completed
+        episode's returns never see the rows after it (the running episode, or the next).
+        With ``bootstrap`` (a function of next_obs), a truncated, non-terminal last step gets
+        r_T + γ·V(s_{T+1}): the estimated tail the time limit cut off.
+        """
+        n = self.pos
+        reward = self.reward[:n]
+        done = (self.terminated[:n] | self.truncated[:n]).to(reward.dtype)
+        if bootstrap is not None:
+            cut = self.truncated[:n] & ~self.terminated[:n] & self.completed_mask()
+            if bool(cut.any()):
+                reward = reward.clone()
+                with torch.no_grad():
+                    reward[cut] += gamma * bootstrap(self.next_obs[:n][cut]).to(reward.dtype)
+        returns = torch.empty_like(reward)
+        running = torch.zeros(self.num_envs, dtype=reward.dtype, device=self.device)
+        for t in range(n - 1, -1, -1):
+            running = reward[t] + gamma * (1.0 - done[t]) * running
+            returns[t] = running
+        return returns
+
+    def episodes(self, gamma: float, bootstrap=None) -> EpisodeBatch:
+        """All steps of the completed fresh episodes with their reward-to-go (see class doc)."""
+        returns = self.reward_to_go(gamma, bootstrap)
+        # Env-major order: transposing (rows, envs) → (envs, rows) makes each episode contiguous.
+        mask = self.completed_mask().T
+
+        def select(x: torch.Tensor) -> torch.Tensor:
+            return x[: self.pos].transpose(0, 1)[mask]
+
+        done = self.terminated | self.truncated
+        return EpisodeBatch(select(self.obs), select(self.action),
+                            None if self.pre_tanh is None else select(self.pre_tanh),
+                            select(self.reward), returns.T[mask], select(done))
+
+    def clear(self) -> None:
+        """Forget every stored step; call after each policy update. An env whose last step
+        was not an episode end is mid-episode under the old policy: stale until it ends."""
+        for e in range(self.num_envs):
+            # Fresh with nothing recorded yet ⟺ the env's last step ended an episode.
+            self.fresh[e] = self.fresh[e] and self.running[e] == 0
+            self.running[e] = 0
+            self.last_done[e] = -1
+        self.pos = 0
+        self.completed_steps = 0
+
+    def state_dict(self) -> dict:
+        """The completed episodes not yet trained on.
+
+        Running episodes are left out: a checkpoint does not hold the envs' states, so a
+        resumed run starts every env on a new episode and those could never be completed.
+        """
+        rows = max(self.last_done) + 1
+        state = {name: getattr(self, name)[:rows].clone() for name in self._FIELDS
+                 if getattr(self, name) is not None}
+        state["valid"] = self.completed_mask()[:rows].clone()
+        state.update(last_done=list(self.last_done), completed_steps=self.completed_steps,
+                     num_envs=self.num_envs)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["num_envs"] != self.num_envs:
+            raise ValueError(f"rollout storage for {state['num_envs']} envs in the checkpoint; "
+                             f"this run has num_envs={self.num_envs}")
+        rows = state["obs"].shape[0]
+        while self.capacity < rows:
+            self._grow()
+        for name in self._FIELDS:
+            if getattr(self, name) is not None:
+                getattr(self, name)[:rows] = state[name].to(self.device)
+        self.pos = rows
+        self.last_done = [int(t) for t in state["last_done"]]
+        self.completed_steps = int(state["completed_steps"])
+        # Each env starts a new episode when the run resumes: all fresh, nothing running.
+        self.fresh = [True] * self.num_envs
+        self.running = [0] * self.num_envs

@@ -55,7 +55,7 @@ def test_target_critics_never_receive_gradients(discrete, estimator):
     for p in sac.critic_target.parameters():
         assert not p.requires_grad and p.grad is None
     # Targets move only by Polyak averaging: θ' ← (1 − τ)θ' + τθ, with θ after its step.
-    for p_t, p0, p in zip(sac.critic_target.parameters(), before, sac.critic.parameters(), strict=True):
+    for p_t, p0, p in zip(sac.critic_target.parameters(), before, sac.critic.parameters()):
         torch.testing.assert_close(p_t, torch.lerp(p0, p.detach(), sac.config.tau))
 
 
@@ -133,7 +133,7 @@ def test_update_is_finite_and_changes_every_network():
     metrics = sac.update(random_batch(sac))
     assert all(torch.isfinite(v) for v in metrics.values())
     assert any(not torch.equal(before[n], p) for n, p in sac.policy.named_parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(critic_before, sac.critic.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, sac.critic.parameters()))
     assert sac.log_alpha.item() != pytest.approx(math.log(0.2), abs=0)
 
 

@@ -21,6 +21,8 @@ from torch.distributions import Distribution, constraints
 from torch.distributions.utils import broadcast_all
 
 _LOG2 = math.log(2.0)
+# Default sample_shape (torch.Size is an immutable tuple, so one shared instance is safe).
+_SCALAR_SHAPE = torch.Size()
 
 
 def bound_log_std(raw: torch.Tensor, log_std_min: float = -5.0, log_std_max: float = 2.0):
@@ -118,15 +120,21 @@ class TanhNormal(Distribution):
         )
 
     # -- the pre-tanh variable -----------------------------------------------------------
-    def rsample_pre_tanh(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def rsample_pre_tanh(self, sample_shape=_SCALAR_SHAPE) -> torch.Tensor:
         """``u = loc + scale · ε`` with ``ε ~ N(0, I)``: differentiable in loc and scale."""
         shape = self._extended_shape(sample_shape)
         eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
         return self.loc + self.scale * eps
 
     def squash(self, u: torch.Tensor) -> torch.Tensor:
-        """The action for a pre-tanh value ``u``."""
-        return self._half_range * torch.tanh(u) + self._center
+        """The action for a pre-tanh value ``u``.
+
+        The clamp only removes the one-ulp overshoot of ``half_range · tanh(u) + center`` past
+        a custom bound at saturation (``tanh(u) == ±1``), which would put the sample outside
+        the support; it passes the gradient unchanged everywhere inside ``[low, high]``.
+        """
+        a = self._half_range * torch.tanh(u) + self._center
+        return torch.clamp(a, self.low, self.high)
 
     def log_prob_pre_tanh(self, u: torch.Tensor) -> torch.Tensor:
         """log π(squash(u)) for a known pre-tanh value ``u`` (stable at saturation).
@@ -144,19 +152,19 @@ class TanhNormal(Distribution):
         return x.sum(-1) if self._event_dims == 1 else x
 
     # -- torch.distributions API ---------------------------------------------------------
-    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape=_SCALAR_SHAPE) -> torch.Tensor:
         return self.squash(self.rsample_pre_tanh(sample_shape))
 
-    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape=_SCALAR_SHAPE) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)
 
-    def rsample_and_log_prob(self, sample_shape=torch.Size()):
+    def rsample_and_log_prob(self, sample_shape=_SCALAR_SHAPE):
         """``(a, log π(a))`` with gradients through both (pathwise)."""
         u = self.rsample_pre_tanh(sample_shape)
         return self.squash(u), self.log_prob_pre_tanh(u)
 
-    def sample_and_log_prob(self, sample_shape=torch.Size()):
+    def sample_and_log_prob(self, sample_shape=_SCALAR_SHAPE):
         """``(a, log π(a))``: no gradient through ``a``; ``log π`` is differentiable in the
         parameters at the fixed draw (score function)."""
         u = self.rsample_pre_tanh(sample_shape).detach()
@@ -266,26 +274,26 @@ class GumbelSoftmax(Distribution):
     def _one_hot(self, index: torch.Tensor) -> torch.Tensor:
         return F.one_hot(index, self.num_categories).to(self.logits.dtype)
 
-    def relaxed_sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def relaxed_sample(self, sample_shape=_SCALAR_SHAPE) -> torch.Tensor:
         """The soft Concrete sample ``softmax((logits + g)/τ)``, whatever ``hard`` says."""
         return torch.softmax((self.logits + self._gumbel(sample_shape)) / self.temperature, -1)
 
-    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape=_SCALAR_SHAPE) -> torch.Tensor:
         y = self.relaxed_sample(sample_shape)
         if not self.hard:
             return y
         y_hard = self._one_hot(y.argmax(-1))
         return y_hard - y.detach() + y
 
-    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape=_SCALAR_SHAPE) -> torch.Tensor:
         with torch.no_grad():
             return self._one_hot((self.logits + self._gumbel(sample_shape)).argmax(-1))
 
-    def rsample_and_log_prob(self, sample_shape=torch.Size()):
+    def rsample_and_log_prob(self, sample_shape=_SCALAR_SHAPE):
         y = self.rsample(sample_shape)
         return y, self.log_prob(y)
 
-    def sample_and_log_prob(self, sample_shape=torch.Size()):
+    def sample_and_log_prob(self, sample_shape=_SCALAR_SHAPE):
         y = self.sample(sample_shape)
         return y, self.log_prob(y)
 

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 
-def mlp(in_dim: int, out_dim: int, hidden_sizes: Sequence[int], activation=nn.ReLU) -> nn.Sequential:
+def mlp(
+    in_dim: int, out_dim: int, hidden_sizes: Sequence[int], activation=nn.ReLU
+) -> nn.Sequential:
     """``Linear → act → … → Linear`` with PyTorch's default initialisation."""
     layers: list[nn.Module] = []
     last = in_dim

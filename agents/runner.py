@@ -10,9 +10,14 @@ and a ``policy`` attribute (``policies.policy.Policy``) for evaluation and savin
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import json
 import math
+import os
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,12 +27,11 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from agents.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_save, safe_load,
-                               save_policy)
+from agents.checkpoint import CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_save, safe_load, save_policy
 from agents.config import ConfigError, TrainConfig
 from agents.evaluation import EvalResult, evaluate
 from agents.sac import SAC, SACConfig
-from agents.tracking import JsonlWriter
+from agents.tracking import JsonlWriter, WandbRun, read_metrics, wandb_credentials_missing
 from envs.make import make_vec_env
 
 
@@ -40,12 +44,20 @@ class TrainResult:
     run_dir: Path
     global_step: int
     final_eval: EvalResult | None
+    interrupted: bool = False  # stopped by Ctrl-C; checkpoints/last.pt holds where it stopped
+    wandb_dir: Path | None = None  # the wandb run's files, when wandb was on
 
 
 def agent_classes() -> dict:
-    from agents.reinforce import Reinforce, ReinforceConfig
-
-    return {"sac": (SAC, SACConfig), "reinforce": (Reinforce, ReinforceConfig)}
+    classes = {"sac": (SAC, SACConfig)}
+    try:
+        from agents.reinforce import Reinforce, ReinforceConfig
+    except ModuleNotFoundError as err:  # a checkout without REINFORCE
+        if err.name != "agents.reinforce":
+            raise
+    else:
+        classes["reinforce"] = (Reinforce, ReinforceConfig)
+    return classes
 
 
 def as_train_config(config) -> TrainConfig:
@@ -53,6 +65,8 @@ def as_train_config(config) -> TrainConfig:
     if isinstance(config, TrainConfig):
         cfg = config
     else:
+        from omegaconf.errors import OmegaConfBaseException
+
         data = OmegaConf.to_container(config, resolve=True) \
             if OmegaConf.is_config(config) else dict(config)
         agent = dict(data.pop("agent", {}) or {})
@@ -61,7 +75,14 @@ def as_train_config(config) -> TrainConfig:
             raise ConfigError(f"unknown agent {name!r}; valid: {', '.join(agent_classes())}")
         agent_cls = agent_classes()[name][1]
         schema = OmegaConf.structured(TrainConfig(agent=agent_cls()))
-        cfg = OmegaConf.to_object(OmegaConf.merge(schema, {**data, "agent": agent}))
+        try:
+            cfg = OmegaConf.to_object(OmegaConf.merge(schema, {**data, "agent": agent}))
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None)
+            reason = str(err).splitlines()[0]
+            if type(err).__name__ in ("ConfigKeyError", "ConfigAttributeError") and key:
+                raise ConfigError(f"unknown key {key!r}") from None
+            raise ConfigError(f"invalid config{f' at {key}' if key else ''}: {reason}") from None
     problems = validate(cfg)
     if problems:
         raise ConfigError(problems[0])
@@ -104,9 +125,16 @@ def seed_everything(seed: int) -> None:
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
+    """``runs/<env>/<agent>-<estimator>/s<seed>-<timestamp>``, with a ``-2``, ``-3``… suffix
+    when a run of the same second already has that name."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     env = cfg.env.replace("/", "-")
-    return Path("runs") / env / f"{cfg.agent.name}-{cfg.estimator.name}" / f"s{cfg.seed}-{stamp}"
+    base = Path("runs") / env / f"{cfg.agent.name}-{cfg.estimator.name}" / f"s{cfg.seed}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def build_agent(cfg: TrainConfig, envs, device: torch.device):
@@ -133,92 +161,235 @@ def _rng_state() -> dict:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", np.asarray(state["numpy"], dtype=np.uint32),
+                         int(state["numpy_pos"]), 0, 0.0))
+    random.setstate(ast.literal_eval(state["python"]))
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -- the run directory ----------------------------------------------------------------------
+# Keys that must match between a checkpoint's config and the config that resumes it.
+RESUME_KEYS = ("env", "seed", "num_envs", "agent.name", "agent.hidden_sizes", "estimator.name")
+
+
+def _find_run_dir(cfg: TrainConfig) -> tuple[Path, dict | None]:
+    """The run directory and, on resume, the checkpoint to continue from. Nothing is created
+    yet; a new run never reuses a non-empty directory."""
+    if cfg.resume:
+        run_dir = Path(cfg.resume)
+        if cfg.run_dir and Path(cfg.run_dir).resolve() != run_dir.resolve():
+            raise ConfigError(f"resume={cfg.resume} continues in its own directory; "
+                              f"drop run_dir={cfg.run_dir}")
+        checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+        saved = OmegaConf.create(checkpoint["config"])
+        ours = OmegaConf.structured(cfg)
+        for key in RESUME_KEYS:
+            if OmegaConf.select(saved, key) != OmegaConf.select(ours, key):
+                raise ConfigError(f"cannot resume {run_dir}: it was trained with {key}="
+                                  f"{OmegaConf.select(saved, key)}, this config has "
+                                  f"{OmegaConf.select(ours, key)}")
+        if checkpoint["global_step"] >= cfg.total_steps:
+            raise ConfigError(f"{run_dir} already reached step {checkpoint['global_step']} of "
+                              f"total_steps={cfg.total_steps}; raise total_steps to continue")
+        return run_dir, checkpoint
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise ConfigError(f"run_dir {run_dir} already exists and is not empty; "
+                          f"choose another (it is never overwritten)")
+    return run_dir, None
+
+
+def _make_run_dir(run_dir: Path) -> None:
+    """Create the run directory; an unwritable one fails here, before training starts."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"cannot write to run_dir {run_dir}: {err.strerror or err}") from None
+
+
+def _truncate_metrics(path: Path, global_step: int) -> None:
+    """Drop metric records past ``global_step`` (logged after the checkpoint we resume from),
+    so the resumed run's curve has no duplicate steps."""
+    if not path.exists():
+        return
+    kept = [r for r in read_metrics(path) if r.get("global_step", 0) <= global_step]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+class _StopOnSigint:
+    """First Ctrl-C: ask the loop to stop at the end of the current step (it then saves a
+    checkpoint); a second one interrupts at once. Only in the main thread, where Python
+    delivers signals."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# -- training -------------------------------------------------------------------------------
 def train(config, progress=None) -> TrainResult:
     """Train one agent as ``config`` says; return where the run went and its final evaluation.
 
     ``progress(global_step, info)`` is called after every vector step when given.
+    ``config.resume = <run dir>`` continues that run from its ``checkpoints/last.pt``.
     """
     cfg = as_train_config(config)
     device = resolve_device(cfg.device)
+    if cfg.wandb.mode == "online" and wandb_credentials_missing():
+        raise ConfigError("wandb.mode=online needs W&B credentials: run `wandb login` (or set "
+                          "WANDB_API_KEY), or train with wandb.mode=offline")
+    run_dir, checkpoint = _find_run_dir(cfg)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
     envs = make_vec_env(cfg.env, cfg.num_envs, cfg.seed, device)
     try:
         agent = build_agent(cfg, envs, device)
-        run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise ConfigError(f"run_dir {run_dir} already exists and is not empty; "
-                              f"choose another (it is never overwritten)")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-        return _loop(cfg, agent, envs, run_dir, progress)
+        _make_run_dir(run_dir)
+        start = {"global_step": 0, "time": 0.0, "wandb_id": None}
+        if checkpoint is not None:
+            agent.load_state_dict(checkpoint["agent"])
+            _set_rng_state(checkpoint["rng"])
+            start.update({k: checkpoint[k] for k in start if k in checkpoint})
+            _truncate_metrics(run_dir / "metrics.jsonl", start["global_step"])
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        return _loop(cfg, agent, envs, run_dir, progress, start)
     finally:
         envs.close()
 
 
-def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress) -> TrainResult:
+def _open_wandb(cfg: TrainConfig, run_dir: Path, run_id: str | None) -> WandbRun | None:
+    """The wandb run of a training run; None when disabled (then no wandb code runs at all)."""
+    if cfg.wandb.mode == "disabled":
+        return None
+    agent, estimator = cfg.agent.name, cfg.estimator.name
+    return WandbRun(mode=cfg.wandb.mode, project=cfg.wandb.project, entity=cfg.wandb.entity,
+                    group=cfg.env, job_type=f"{agent}-{estimator}",
+                    tags=[agent, estimator, cfg.env], config=dataclasses.asdict(cfg),
+                    run_dir=run_dir,
+                    name=f"{agent}-{estimator}-{run_dir.name}", run_id=run_id)
+
+
+def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress, start: dict) -> TrainResult:
     writer = JsonlWriter(run_dir / "metrics.jsonl")
-    start = time.perf_counter()
-    global_step, last_metrics, final_eval = 0, None, None
+    wandb_run = None
+    clock = time.perf_counter() - start["time"]  # "time" continues across resumes
+    global_step, last_metrics, final_eval = start["global_step"], None, None
     last_return = math.nan
-    sps_mark = (0, start)
+    sps_mark = (global_step, time.perf_counter())
+    exit_code = 1
 
     def log(record: dict) -> None:
-        writer.log({"global_step": global_step, "time": time.perf_counter() - start, **record})
+        record = {"global_step": global_step, "time": time.perf_counter() - clock, **record}
+        writer.log(record)
+        if wandb_run is not None:
+            wandb_run.log(record)
 
-    obs = envs.reset(seed=cfg.seed)
+    def checkpoint() -> None:
+        save_checkpoint(run_dir, cfg, agent, global_step, time=time.perf_counter() - clock,
+                        wandb_id=wandb_run.id if wandb_run is not None else None)
+
+    def run_evaluation() -> EvalResult:
+        result = evaluate(agent.policy, cfg.env, cfg.eval_episodes, seed=cfg.seed + 1)
+        log({"eval/return_mean": result.return_mean, "eval/return_std": result.return_std})
+        return result
+
     try:
-        while global_step < cfg.total_steps:
-            action = agent.act(obs, global_step)
-            result = envs.step(action)
-            agent.observe(obs, action, result)
-            obs = result.obs
-            global_step += envs.num_envs
-            metrics = agent.train_step(global_step)
-            if metrics is not None:
-                last_metrics = metrics
-            for ret, length in zip(result.episode_returns, result.episode_lengths):
-                last_return = ret
-                log({"charts/episodic_return": ret, "charts/episodic_length": length})
-            if _crossed(global_step, envs.num_envs, cfg.log_every):
-                now = time.perf_counter()
-                record = {"charts/sps": (global_step - sps_mark[0]) / max(now - sps_mark[1], 1e-9)}
-                sps_mark = (global_step, now)
-                if last_metrics is not None:
-                    # The only host sync of the loop: once per log interval.
-                    values = {k: float(v) for k, v in last_metrics.items()}
-                    bad = [k for k, v in values.items() if not math.isfinite(v)]
-                    if bad:
-                        raise TrainingError(f"non-finite {bad[0]} at step {global_step}; "
-                                            f"the last checkpoint is kept")
-                    record.update(values)
-                log(record)
-            if _crossed(global_step, envs.num_envs, cfg.eval_every):
-                final_eval = evaluate(agent.policy, cfg.env, cfg.eval_episodes, seed=cfg.seed + 1)
-                log({"eval/return_mean": final_eval.return_mean,
-                     "eval/return_std": final_eval.return_std})
-            if _crossed(global_step, envs.num_envs, cfg.checkpoint_every):
-                save_checkpoint(run_dir, cfg, agent, global_step)
-            if progress is not None:
-                progress(global_step, {"episodic_return": last_return})
-        if final_eval is None or not _crossed(global_step, envs.num_envs, cfg.eval_every):
-            final_eval = evaluate(agent.policy, cfg.env, cfg.eval_episodes, seed=cfg.seed + 1)
-            log({"eval/return_mean": final_eval.return_mean,
-                 "eval/return_std": final_eval.return_std})
-        save_checkpoint(run_dir, cfg, agent, global_step)
+        wandb_run = _open_wandb(cfg, run_dir, start["wandb_id"])
+        # A resumed run starts fresh episodes, from a seed of its own.
+        obs = envs.reset(seed=cfg.seed + global_step)
+        with _StopOnSigint() as stop:
+            while global_step < cfg.total_steps and not stop.requested:
+                # collect → store → update
+                action = agent.act(obs, global_step)
+                result = envs.step(action)
+                agent.observe(obs, action, result)
+                obs = result.obs
+                global_step += envs.num_envs
+                metrics = agent.train_step(global_step)
+                if metrics is not None:
+                    last_metrics = metrics
+                # log
+                for ret, length in zip(result.episode_returns, result.episode_lengths):
+                    last_return = ret
+                    log({"charts/episodic_return": ret, "charts/episodic_length": length})
+                if _crossed(global_step, envs.num_envs, cfg.log_every):
+                    now = time.perf_counter()
+                    record = {"charts/sps": (global_step - sps_mark[0])
+                              / max(now - sps_mark[1], 1e-9)}
+                    sps_mark = (global_step, now)
+                    if last_metrics is not None:
+                        # The only host sync of the loop: once per log interval.
+                        values = {k: float(v) for k, v in last_metrics.items()}
+                        bad = [k for k, v in values.items() if not math.isfinite(v)]
+                        if bad:
+                            raise TrainingError(f"non-finite {bad[0]} at step {global_step}; "
+                                                f"the last checkpoint is kept")
+                        record.update(values)
+                    log(record)
+                # evaluate → checkpoint
+                if _crossed(global_step, envs.num_envs, cfg.eval_every):
+                    final_eval = run_evaluation()
+                if _crossed(global_step, envs.num_envs, cfg.checkpoint_every):
+                    checkpoint()
+                if progress is not None:
+                    progress(global_step, {"episodic_return": last_return})
+            interrupted = stop.requested and global_step < cfg.total_steps
+        if not interrupted and (final_eval is None
+                                or not _crossed(global_step, envs.num_envs, cfg.eval_every)):
+            final_eval = run_evaluation()
+        checkpoint()
+        final_return = final_eval.return_mean if final_eval is not None else None
         save_policy(agent.policy, run_dir / "policy.pt", env_id=cfg.env, agent=cfg.agent.name,
                     estimator=cfg.estimator.name, global_step=global_step,
-                    final_return=final_eval.return_mean)
+                    final_return=final_return)
+        if wandb_run is not None:
+            wandb_run.summary({"interrupted": interrupted, "final_return": final_return})
+            if not interrupted:
+                wandb_run.log_model(run_dir / "policy.pt", env=cfg.env, agent=cfg.agent.name,
+                                    estimator=cfg.estimator.name, seed=cfg.seed,
+                                    global_step=global_step, final_return=final_return)
+        exit_code = 0
     finally:
         writer.close()
-    return TrainResult(run_dir, global_step, final_eval)
+        if wandb_run is not None:
+            wandb_run.finish(exit_code)
+    return TrainResult(run_dir, global_step, final_eval, interrupted,
+                       wandb_run.dir if wandb_run is not None else None)
 
 
-def save_checkpoint(run_dir: Path, cfg: TrainConfig, agent, global_step: int) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_checkpoint(run_dir: Path, cfg: TrainConfig, agent, global_step: int,
+                    **extra) -> None:
+    """``checkpoints/last.pt``; ``extra`` (plain values: elapsed ``time``, ``wandb_id``) is
+    stored beside the state so that a resumed run continues its clock and its wandb run."""
     atomic_save({"format": CHECKPOINT_FORMAT, "version": FORMAT_VERSION,
                  "config": dataclasses.asdict(cfg), "global_step": global_step,
-                 "agent": agent.state_dict(), "rng": _rng_state()},
+                 "agent": agent.state_dict(), "rng": _rng_state(), **extra},
                 run_dir / "checkpoints" / "last.pt")
 
 

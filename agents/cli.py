@@ -1,0 +1,651 @@
+"""``pathwise train | eval | compare``: the command line.
+
+Exit codes: 0 success; 1 a runtime failure (training diverged, a missing dependency, a bug);
+2 a usage error (bad override, unknown key or env, missing or unreadable file); 130 Ctrl-C.
+Errors are one line on stderr; ``--debug`` (or ``HYDRA_FULL_ERROR=1``) shows the traceback.
+
+Heavy modules (torch, Hydra, wandb, matplotlib) are imported inside the commands, so that
+``pathwise --help`` and ``pathwise --version`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+
+PROG = "pathwise"
+
+TOP_HELP = f"""\
+usage: {PROG} [--version] [--help] COMMAND [ARGS]
+
+Policy-gradient estimators (pathwise, score function, exact) on Gymnasium tasks.
+
+commands:
+  train     train an agent: {PROG} train [OVERRIDES]   e.g. env=CartPole-v1 estimator=score
+  eval      evaluate a saved policy: {PROG} eval RUN_DIR|POLICY_FILE
+  compare   aggregate runs over seeds, plot learning curves: {PROG} compare RUN_DIR...
+
+options:
+  -h, --help   show this message; `{PROG} COMMAND --help` describes a command
+  --version    print the version
+  --debug      show the full traceback of an error (also HYDRA_FULL_ERROR=1)
+
+quickstart:
+  {PROG} train                  SAC, pathwise estimator, Pendulum-v1, 20k steps
+  {PROG} eval runs/<that run>
+"""
+
+
+class UsageError(ValueError):
+    """A command line that cannot run as written (exit code 2)."""
+
+
+class RuntimeFailure(RuntimeError):
+    """A command that could not finish (exit code 1)."""
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("pathwise")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pathwise`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    argv = [a for a in argv if a != "--debug"]
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(TOP_HELP, end="")
+        return 0
+    if argv[0] == "--version":
+        print(f"{PROG} {version()}")
+        return 0
+    command, args = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"{PROG}: error: unknown command {command!r}; choose from "
+              f"{', '.join(COMMANDS)} (see {PROG} --help)", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[command](args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{PROG} {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if debug:
+            raise
+        code, message = classify(err)
+        print(f"{PROG} {command}: error: {message}", file=sys.stderr)
+        return code
+
+
+# Errors that carry a one-line message for the user, by class name (importing their modules
+# here would import torch just to print an argparse error).
+USAGE_ERRORS = {"UsageError", "ConfigError", "EnvError", "CheckpointError", "CompareError",
+                "FileNotFoundError"}
+RUNTIME_ERRORS = {"TrainingError", "RuntimeFailure"}
+
+
+def classify(err: BaseException) -> tuple[int, str]:
+    """Exit code and one-line message of an error that reached the command line."""
+    names = {cls.__name__ for cls in type(err).__mro__}
+    message = " ".join(str(err).split()) or type(err).__name__
+    if names & USAGE_ERRORS:
+        return 2, message
+    if names & RUNTIME_ERRORS:
+        return 1, message
+    return 1, f"{type(err).__name__}: {message} (rerun with --debug for the traceback)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line and exit code 2."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+# == train ==================================================================================
+TRAIN_USAGE = f"usage: {PROG} train [-m] [--print-config] [--no-progress] [OVERRIDE ...]"
+
+
+def train_help() -> str:
+    from agents.compose import field_rows, group_options, presets
+
+    lines = [TRAIN_USAGE, "",
+             "Train an agent. OVERRIDEs are Hydra's key=value (lists as key=[64,64]); the config",
+             "tree is configs/train.yaml, with groups agent/, estimator/ and preset/.", "",
+             "examples:",
+             f"  {PROG} train                                   SAC, pathwise, Pendulum-v1, 20k",
+             f"  {PROG} train env=CartPole-v1 estimator=exact seed=1",
+             f"  {PROG} train agent=reinforce env=CartPole-v1",
+             f"  {PROG} train -m seed=0,1,2 estimator=pathwise,score   one run per combination",
+             f"  {PROG} train resume=runs/Pendulum-v1/sac-pathwise/s0-20250101-120000",
+             "", "options:",
+             "  -m, --multirun     sweep comma-separated values (Hydra multirun; add",
+             "                     hydra/launcher=joblib to run the jobs in parallel)",
+             "  --print-config     print the composed config (preset applied) and exit",
+             "  --no-progress      no progress bar",
+             "  --debug            full traceback on errors",
+             "  -h, --help         this message",
+             "", "config groups:",
+             f"  agent=             {', '.join(group_options('agent'))} (default sac)",
+             f"  estimator=         {', '.join(group_options('estimator'))} (default pathwise;"
+             " reinforce: score)",
+             "  preset=            tuned values for (agent, env), applied automatically when",
+             "                     one exists ('/' in an env id is '-' in its name); ~preset",
+             "                     trains on the defaults alone. Shipped:"]
+    for agent, envs in presets().items():
+        lines += textwrap.wrap(f"{agent}/: {', '.join(envs)}", width=92,
+                               initial_indent=" " * 23, subsequent_indent=" " * 27,
+                               break_on_hyphens=False)
+    lines += ["", "fields (key=value; default in brackets):"]
+    for section, rows in field_rows():
+        lines.append(f"  [{section}]")
+        width = max(len(name) for name, _, _ in rows)
+        for name, default, text in rows:
+            lines.append(f"    {name:<{width}}  {text} [{default}]")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_train(args: list[str]) -> int:
+    flags = {"-m": "multirun", "--multirun": "multirun", "--print-config": "print_config",
+             "--no-progress": "no_progress", "-h": "help", "--help": "help"}
+    chosen, overrides = set(), []
+    for arg in args:
+        if arg in flags:
+            chosen.add(flags[arg])
+        elif arg.startswith("-") and "=" not in arg:
+            raise UsageError(f"unknown option {arg!r} (see {PROG} train --help)")
+        else:
+            overrides.append(arg)
+    if "help" in chosen:
+        print(train_help(), end="")
+        return 0
+    if "multirun" in chosen:
+        return _multirun(overrides, progress="no_progress" not in chosen)
+    from omegaconf import OmegaConf
+
+    from agents.compose import compose_train
+
+    cfg, preset = compose_train(overrides)
+    if "print_config" in chosen:
+        print(f"# preset: {preset or 'none'}")
+        print(OmegaConf.to_yaml(cfg), end="")
+        return 0
+    return run_training(cfg, preset, progress="no_progress" not in chosen)
+
+
+def run_training(cfg, preset: str | None, progress: bool = True) -> int:
+    """Train one composed config with a progress bar; print the summary table."""
+    from agents.compose import to_train_config
+    from agents.runner import default_run_dir, resolve_device, train
+
+    tc = to_train_config(cfg)
+    if not tc.run_dir and not tc.resume:
+        tc.run_dir = str(default_run_dir(tc))
+    run_dir = tc.resume or tc.run_dir
+    device = resolve_device(tc.device)
+    what = f"{tc.agent.name}-{tc.estimator.name} on {tc.env}"
+    detail = f"preset {preset}" if preset else ("resumed" if tc.resume else "no preset")
+    header = (f"{PROG} train: {what} ({detail}), {tc.total_steps:,} steps, seed {tc.seed}, "
+              f"{device}, wandb {tc.wandb.mode} -> {run_dir}")
+    started = time.perf_counter()
+    with ProgressBar(tc.total_steps, what, header, enabled=progress) as bar:
+        result = train(tc, progress=bar)
+    print_train_summary(tc, result, time.perf_counter() - started)
+    return 130 if result.interrupted else 0
+
+
+class ProgressBar:
+    """The ``progress`` hook of ``agents.runner.train`` as a rich progress bar on stderr:
+    steps, steps/s, last episodic return, elapsed and ETA. Redrawn at most 10 times a
+    second, so the hook costs the loop next to nothing. ``header`` is printed at the first
+    step, once the config, env and agent have been accepted (so an error stays one line)."""
+
+    def __init__(self, total: int, description: str, header: str = "", enabled: bool = True):
+        self.total, self.description, self.enabled = total, description, enabled
+        self.header = header
+        self._progress = self._task = None
+        self._last = 0.0
+        self._mark: tuple[int, float] | None = None
+        self._sps = 0.0
+
+    def __enter__(self):
+        if not self.enabled:
+            return self
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            self.enabled = False
+            return self
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[sps]:>6} steps/s"),
+            TextColumn("return {task.fields[ret]:>8}"), TimeElapsedColumn(),
+            TextColumn("ETA"), TimeRemainingColumn(), console=console)
+        self._progress.__enter__()
+        return self
+
+    def __call__(self, global_step: int, info: dict) -> None:
+        if self.header:
+            print(self.header, file=sys.stderr, flush=True)
+            self.header = ""
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if self._task is None:  # first call: a resumed run starts part-way
+            self._task = self._progress.add_task(self.description, total=self.total,
+                                                 completed=global_step, sps="-", ret="-")
+            self._mark = (global_step, now)
+            return
+        if now - self._last < 0.1 and global_step < self.total:
+            return
+        self._last = now
+        steps, then = self._mark
+        if now - then >= 1.0:  # steps/s over the last second or more
+            self._sps = (global_step - steps) / (now - then)
+            self._mark = (global_step, now)
+        ret = info.get("episodic_return")
+        self._progress.update(self._task, completed=global_step,
+                              sps=f"{self._sps:,.0f}" if self._sps else "-",
+                              ret="-" if ret is None or ret != ret else f"{ret:.4g}")
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+
+def print_train_summary(tc, result, seconds: float) -> None:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="pathwise train" + (": interrupted" if result.interrupted else ""),
+                  box=box.SIMPLE, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("run", str(result.run_dir))
+    table.add_row("agent", f"{tc.agent.name}, estimator {tc.estimator.name}, env {tc.env}, "
+                           f"seed {tc.seed}")
+    table.add_row("steps", f"{result.global_step:,} of {tc.total_steps:,} in "
+                           f"{_duration(seconds)}")
+    if result.final_eval is not None:
+        e = result.final_eval
+        table.add_row("final eval", f"{e.return_mean:.2f} ± {e.return_std:.2f} "
+                                    f"(mean ± std of {e.episodes} deterministic episodes)")
+    table.add_row("policy", str(Path(result.run_dir) / "policy.pt"))
+    if result.wandb_dir is not None:
+        hint = f"wandb sync {result.wandb_dir}" if tc.wandb.mode == "offline" else "synced"
+        table.add_row("wandb", f"{tc.wandb.mode}: {hint}")
+    if result.interrupted:
+        table.add_row("resume", f"{PROG} train resume={result.run_dir}")
+    table.add_row("next", f"{PROG} eval {result.run_dir}")
+    _console().print(table)
+
+
+def _console(stderr: bool = False):
+    """A rich console; not on a terminal (a pipe, a file, a test), a wide one, so that tables
+    of paths are never folded or cut at 80 columns."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=200)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+# -- multirun -------------------------------------------------------------------------------
+def _multirun(overrides: list[str], progress: bool) -> int:
+    """``pathwise train -m``: Hydra's multirun (sweeper + launcher), one run dir per job under
+    ``hydra.sweep.dir`` (default runs/multirun/<timestamp>/<job number>)."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+
+    from agents.compose import (
+        CONFIG_MODULE,
+        CONFIG_NAME,
+        explain,
+        parse_overrides,
+        register_schemas,
+    )
+
+    parse_overrides(overrides)  # one-line errors for malformed overrides, before Hydra's own
+    register_schemas()
+    hydra = Hydra.create_main_hydra2(
+        task_name="train", config_search_path=create_config_search_path(f"pkg://{CONFIG_MODULE}"))
+    try:
+        hydra.multirun(config_name=CONFIG_NAME, overrides=overrides,
+                       task_function=functools.partial(_multirun_job, progress=progress))
+    except Exception as err:
+        if type(err).__module__.startswith(("hydra", "omegaconf")):
+            raise UsageError(explain(err)) from None
+        raise
+    finally:
+        GlobalHydra.instance().clear()
+    return 0
+
+
+def _multirun_job(_cfg, progress: bool) -> int:
+    """One job of a multirun: its overrides composed like a single run (presets included)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from agents.compose import compose_train
+
+    hc = HydraConfig.get()
+    cfg, preset = compose_train(list(hc.overrides.task))
+    if not cfg.run_dir:
+        cfg.run_dir = str(hc.runtime.output_dir)
+    print(f"{PROG} train -m: job {hc.job.num}: {' '.join(hc.overrides.task)}", file=sys.stderr)
+    code = run_training(cfg, preset, progress=progress)
+    if code == 130:
+        raise KeyboardInterrupt
+    return code
+
+
+# == eval ===================================================================================
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def eval_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} eval", description=(
+        "Run a saved policy for N episodes (deterministic actions unless --stochastic) and "
+        "report the mean return. Writes eval.json into the run directory; with wandb on for "
+        "the run, logs a job_type=eval run in its group."))
+    p.add_argument("target", metavar="RUN_DIR|POLICY_FILE",
+                   help="a run directory (its policy.pt) or a policy file")
+    p.add_argument("--episodes", type=_positive_int, default=10, metavar="N",
+                   help="episodes to run (default 10)")
+    p.add_argument("--stochastic", action="store_true",
+                   help="sample actions instead of taking the policy's mode")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="episode i is reset with seed S+i (default 0)")
+    p.add_argument("--env", metavar="ID", help="another env id with the same spaces "
+                                                "(default: the one the policy was trained on)")
+    p.add_argument("--video", metavar="DIR", help="record every episode as mp4 into DIR "
+                                                   "(Gymnasium RecordVideo; needs moviepy)")
+    p.add_argument("--json", action="store_true", help="print eval.json's object alone")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
+    p.add_argument("--wandb", choices=("offline", "online", "disabled"), metavar="MODE",
+                   help="offline | online | disabled (default: the training run's wandb.mode; "
+                        "disabled for a policy file outside a run directory)")
+    return p
+
+
+def _resolve_target(target: str) -> tuple[Path, Path | None]:
+    """``(policy file, run dir or None)`` of an eval target."""
+    path = Path(target)
+    if path.is_dir():
+        policy = path / "policy.pt"
+        if not policy.is_file():
+            hint = (f"; the run was not finished: {PROG} train resume={path}"
+                    if (path / "checkpoints" / "last.pt").is_file() else "")
+            raise UsageError(f"{path}: no policy.pt in this directory{hint}")
+        return policy, path
+    if path.is_file():
+        return path, path.parent if (path.parent / "config.yaml").is_file() else None
+    raise UsageError(f"{path}: no such run directory or policy file")
+
+
+def _check_fits(policy, policy_file: Path, env, env_id: str) -> None:
+    from gymnasium import spaces
+
+    space = env.action_space
+    env_discrete = isinstance(space, spaces.Discrete)
+    env_actions = int(space.n) if env_discrete else int(space.shape[0])
+    env_obs = int(env.observation_space.shape[0])
+    if (policy.obs_dim, policy.discrete, policy.action_dim) != (env_obs, env_discrete,
+                                                                env_actions):
+        def kind(discrete, n):
+            return f"Discrete({n})" if discrete else f"Box({n},)"
+        raise UsageError(
+            f"{policy_file} does not fit {env_id}: the policy takes {policy.obs_dim}-dim "
+            f"observations and acts in {kind(policy.discrete, policy.action_dim)}; the env has "
+            f"{env_obs}-dim observations and {kind(env_discrete, env_actions)} actions")
+
+
+def _make_eval_env(env_id: str, video: str | None, name: str):
+    from envs.make import make_env
+
+    if not video:
+        return make_env(env_id)
+    import importlib.util
+
+    import gymnasium as gym
+    from gymnasium.wrappers import RecordVideo
+
+    needs = "--video needs moviepy, which Gymnasium's RecordVideo encodes mp4 with: " \
+            "pip install moviepy"
+    if importlib.util.find_spec("moviepy") is None:  # before making an env that warns
+        raise RuntimeFailure(needs)
+    env = make_env(env_id, render_mode="rgb_array")
+    try:
+        return RecordVideo(env, video_folder=video, episode_trigger=lambda _: True,
+                           name_prefix=name, disable_logger=True)
+    except gym.error.DependencyNotInstalled as err:  # moviepy found but not importable
+        env.close()
+        raise RuntimeFailure(f"{needs} ({err})") from None
+    except BaseException:
+        env.close()
+        raise
+
+
+def cmd_eval(args: list[str]) -> int:
+    opts = eval_parser().parse_args(args)
+    policy_file, run_dir = _resolve_target(opts.target)
+    from agents.checkpoint import load_policy
+    from agents.evaluation import evaluate
+    from agents.runner import resolve_device
+
+    policy = load_policy(policy_file, device=resolve_device(opts.device))
+    meta = policy.metadata
+    env_id = opts.env or meta.get("env_id")
+    if not env_id:
+        raise UsageError(f"{policy_file} does not say which env it was trained on; pass --env ID")
+    train_cfg = None
+    if run_dir is not None:
+        from omegaconf import OmegaConf
+
+        train_cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+    name = f"eval-{(run_dir or policy_file.parent).name}"
+    env = _make_eval_env(env_id, opts.video, name)
+    try:
+        _check_fits(policy, policy_file, env, env_id)
+        result = evaluate(policy, env_id, opts.episodes, seed=opts.seed,
+                          deterministic=not opts.stochastic, env=env)
+    finally:
+        env.close()
+    report = {"episodes": result.episodes, "return_mean": result.return_mean,
+              "return_std": result.return_std, "length_mean": result.length_mean,
+              "returns": result.returns}
+    if run_dir is not None:
+        from agents.runner import atomic_write_text
+
+        atomic_write_text(run_dir / "eval.json", json.dumps(report, indent=2) + "\n")
+    # wandb as the training run had it (--wandb overrides); off for a bare policy file.
+    mode = opts.wandb or (train_cfg or {}).get("wandb", {}).get("mode", "disabled")
+    wandb_dir = None
+    if mode != "disabled":
+        wandb_dir = _log_eval_to_wandb(mode, train_cfg, policy, policy_file, run_dir, env_id,
+                                       opts, result, name)
+    if opts.json:
+        print(json.dumps(report))
+        return 0
+    _print_eval(policy_file, env_id, opts, result, run_dir, wandb_dir)
+    return 0
+
+
+def _log_eval_to_wandb(mode, train_cfg, policy, policy_file, run_dir, env_id, opts, result,
+                       name) -> Path:
+    from agents.tracking import WandbRun, wandb_credentials_missing
+
+    if mode == "online" and wandb_credentials_missing():
+        raise UsageError("wandb online needs W&B credentials: run `wandb login`, or pass "
+                         "--wandb offline")
+    meta = policy.metadata
+    wb = (train_cfg or {}).get("wandb", {})
+    agent, estimator = meta.get("agent", "?"), meta.get("estimator", "?")
+    run = WandbRun(mode=mode, project=wb.get("project", "pathwise"), entity=wb.get("entity"),
+                   group=env_id, job_type="eval", tags=[agent, estimator, env_id, "eval"],
+                   config={"policy": str(policy_file), "env": env_id, "episodes": opts.episodes,
+                           "deterministic": not opts.stochastic, "seed": opts.seed,
+                           "train": train_cfg},
+                   run_dir=run_dir or policy_file.parent, name=name)
+    try:
+        step = int(meta.get("global_step") or 0)
+        run.log({"global_step": step, "eval/return_mean": result.return_mean,
+                 "eval/return_std": result.return_std, "eval/length_mean": result.length_mean})
+        run.log_table("eval/episodes", ["episode", "return", "length"],
+                      [[i, r, n] for i, (r, n) in enumerate(zip(result.returns,
+                                                                result.lengths))])
+        if opts.video:
+            videos = sorted(Path(opts.video).glob(f"{name}*.mp4"))
+            if videos:
+                run.log_files("video", {f"eval/video_{i}": p for i, p in enumerate(videos)})
+        run.summary({"eval/return_mean": result.return_mean,
+                     "eval/return_std": result.return_std, "eval/episodes": result.episodes})
+    except BaseException:
+        run.finish(1)
+        raise
+    run.finish(0)
+    return run.dir
+
+
+def _print_eval(policy_file, env_id, opts, result, run_dir, wandb_dir) -> None:
+    from rich import box
+    from rich.table import Table
+
+    console = _console()
+    console.print(f"[bold]{policy_file}[/bold] on {env_id}", highlight=False)
+    table = Table(box=box.SIMPLE)
+    table.add_column("episode", justify="right")
+    table.add_column("return", justify="right")
+    table.add_column("length", justify="right")
+    for i, (ret, length) in enumerate(zip(result.returns, result.lengths)):
+        table.add_row(str(i), f"{ret:.2f}", str(length))
+    console.print(table)
+    mode = "stochastic" if opts.stochastic else "deterministic"
+    console.print(f"return {result.return_mean:.2f} ± {result.return_std:.2f} (mean ± std over "
+                  f"{result.episodes} {mode} episodes, seeds {opts.seed}..."
+                  f"{opts.seed + result.episodes - 1}); mean length {result.length_mean:.1f}")
+    if run_dir is not None:
+        console.print(f"wrote {run_dir / 'eval.json'}")
+    if opts.video:
+        console.print(f"videos in {opts.video}")
+    if wandb_dir is not None:
+        console.print(f"wandb: {wandb_dir}")
+
+
+# == compare ================================================================================
+def compare_parser() -> argparse.ArgumentParser:
+    from agents.compare import DEFAULT_METRIC
+
+    p = _Parser(prog=f"{PROG} compare", description=(
+        "Group runs by (env, agent, estimator), aggregate seeds (mean and interquartile mean "
+        "with 95% stratified-bootstrap CIs, as rliable), print the table, and write learning "
+        "curves (vs env steps and vs wall-clock) and a markdown report."))
+    p.add_argument("paths", nargs="+", metavar="RUN_DIR",
+                   help="run directories, or directories holding them (a sweep, runs/)")
+    p.add_argument("--metric", default=DEFAULT_METRIC, metavar="KEY",
+                   help=f"metrics.jsonl key to compare (default {DEFAULT_METRIC})")
+    p.add_argument("--out", metavar="DIR",
+                   help="where figures and report.md go (default runs/compare/<timestamp>)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON alone")
+    p.add_argument("--wandb", action="store_true",
+                   help="also log the table and figures to a job_type=compare wandb run")
+    return p
+
+
+def cmd_compare(args: list[str]) -> int:
+    opts = compare_parser().parse_args(args)
+    from agents import compare
+
+    runs = [compare.load_run(p) for p in compare.find_runs(opts.paths)]
+    rows = compare.summarize(runs, opts.metric)
+    out = Path(opts.out or Path("runs") / "compare" / datetime.now().strftime("%Y%m%d-%H%M%S"))
+    out.mkdir(parents=True, exist_ok=True)
+    figures = compare.plot_curves(runs, opts.metric, out)
+    report = out / "report.md"
+    report.write_text(compare.markdown_report(rows, runs, figures, out), encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n",
+                                      encoding="utf-8")
+    wandb_dir = _log_compare_to_wandb(runs, rows, figures, out) if opts.wandb else None
+    if opts.json:
+        print(json.dumps([r.to_dict() for r in rows]))
+        return 0
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE, title=f"{opts.metric}: {len(runs)} runs", title_justify="left")
+    for name in compare.TABLE_HEADER:
+        table.add_column(name, justify="right" if name in ("runs", "steps") else "left")
+    for cells in compare.table_rows(rows):
+        table.add_row(*cells)
+    console = _console()
+    console.print(table)
+    console.print(f"wrote {report} and {len(figures)} figures to {out}")
+    if wandb_dir is not None:
+        console.print(f"wandb: {wandb_dir}")
+    return 0
+
+
+def _log_compare_to_wandb(runs, rows, figures, out: Path) -> Path:
+    from omegaconf import OmegaConf
+
+    from agents import compare
+    from agents.tracking import WandbRun, wandb_credentials_missing
+
+    wb = OmegaConf.to_container(OmegaConf.load(runs[0].path / "config.yaml")).get("wandb", {})
+    mode = wb.get("mode") if wb.get("mode") in ("offline", "online") else "offline"
+    if mode == "online" and wandb_credentials_missing():
+        mode = "offline"
+    envs = sorted({r.env for r in runs})
+    run = WandbRun(mode=mode, project=wb.get("project", "pathwise"), entity=wb.get("entity"),
+                   group=envs[0] if len(envs) == 1 else "compare", job_type="compare",
+                   tags=["compare", *envs], config={"metric": rows[0].metric,
+                                                    "runs": [str(r.path) for r in runs]},
+                   run_dir=out, name=f"compare-{out.name}")
+    try:
+        run.log_table("compare/table", compare.TABLE_HEADER, compare.table_rows(rows))
+        if figures:
+            run.log_files("image", {f"compare/{p.stem}": p for p in figures})
+    except BaseException:
+        run.finish(1)
+        raise
+    run.finish(0)
+    return run.dir
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

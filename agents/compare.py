@@ -1,0 +1,270 @@
+"""Compare runs: group by (env, agent, estimator), aggregate seeds, plot learning curves.
+
+Aggregates follow Agarwal et al. (2021), "Deep RL at the Edge of the Statistical Precipice"
+(rliable): the mean and the interquartile mean (IQM: the mean of the middle 50 % of runs) of
+each run's final score, with 95 % percentile confidence intervals from a stratified bootstrap
+(runs resampled with replacement within each task). Everything is read from run directories
+(``config.yaml`` + ``metrics.jsonl``); no account is needed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agents.tracking import read_metrics
+
+DEFAULT_METRIC = "eval/return_mean"
+BOOTSTRAP_REPS = 2000
+FINAL_FRACTION = 0.1  # a run's score: mean of the metric over its last 10 % of steps
+
+
+class CompareError(ValueError):
+    """Nothing to compare (no runs found, metric absent…); the message is one line."""
+
+
+@dataclass
+class Run:
+    path: Path
+    env: str
+    agent: str
+    estimator: str
+    seed: int
+    records: list[dict] = field(repr=False)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.env, self.agent, self.estimator
+
+    def series(self, metric: str, x: str = "global_step") -> tuple[np.ndarray, np.ndarray]:
+        """``(x, value)`` of every finite record of ``metric``, in logging order."""
+        pairs = [(r[x], r[metric]) for r in self.records
+                 if isinstance(r.get(metric), (int, float)) and x in r
+                 and math.isfinite(r[metric])]
+        if not pairs:
+            return np.zeros(0), np.zeros(0)
+        xs, ys = zip(*pairs)
+        return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+
+    def score(self, metric: str) -> float | None:
+        """Mean of ``metric`` over the last ``FINAL_FRACTION`` of the run's logged steps (the
+        final evaluation, for ``eval/return_mean``); None when the metric was never logged."""
+        steps, values = self.series(metric)
+        if len(values) == 0:
+            return None
+        return float(values[steps >= steps.max() * (1.0 - FINAL_FRACTION)].mean())
+
+
+# -- finding and loading runs ---------------------------------------------------------------
+def is_run_dir(path: Path) -> bool:
+    return (path / "config.yaml").is_file() and (path / "metrics.jsonl").is_file()
+
+
+def find_runs(paths: list[str | Path]) -> list[Path]:
+    """Run directories among ``paths`` and below them (a sweep dir, ``runs/``…)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise CompareError(f"{path}: no such directory")
+        if is_run_dir(path):
+            found.append(path)
+            continue
+        below = sorted(p.parent for p in path.rglob("config.yaml")
+                       if "wandb" not in p.parts and is_run_dir(p.parent))
+        if not below:
+            raise CompareError(f"{path}: no run directories (config.yaml + metrics.jsonl) in it")
+        found += below
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return unique
+
+
+def load_run(path: Path) -> Run:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(path / "config.yaml")
+    return Run(path=path, env=str(cfg.env), agent=str(cfg.agent.name),
+               estimator=str(cfg.estimator.name), seed=int(cfg.seed),
+               records=read_metrics(path / "metrics.jsonl"))
+
+
+# -- statistics -----------------------------------------------------------------------------
+def iqm(scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Interquartile mean: the mean of the scores left after cutting ⌊n/4⌋ from each end
+    (``scipy.stats.trim_mean(x, 0.25)``, rliable's IQM)."""
+    scores = np.sort(np.asarray(scores, dtype=float), axis=axis)
+    n = scores.shape[axis]
+    cut = int(0.25 * n)
+    return np.take(scores, range(cut, n - cut), axis=axis).mean(axis=axis)
+
+
+def mean(scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.asarray(scores, dtype=float).mean(axis=axis)
+
+
+def stratified_bootstrap_ci(strata: list[np.ndarray], statistic, reps: int = BOOTSTRAP_REPS,
+                            confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile CI of ``statistic`` over the pooled scores, resampling each stratum (task)
+    with replacement on its own, so every replicate keeps each task's number of runs."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for scores in strata:
+        scores = np.asarray(scores, dtype=float)
+        index = rng.integers(0, len(scores), size=(reps, len(scores)))
+        samples.append(scores[index])
+    values = statistic(np.concatenate(samples, axis=1), axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(values, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+@dataclass
+class GroupSummary:
+    env: str
+    agent: str
+    estimator: str
+    metric: str
+    runs: int
+    seeds: list[int]
+    scores: list[float]
+    mean: float
+    mean_ci: tuple[float, float]
+    iqm: float
+    iqm_ci: tuple[float, float]
+    steps: int  # the fewest env steps any run of the group reached
+
+    @property
+    def label(self) -> str:
+        return f"{self.agent}-{self.estimator}"
+
+    def to_dict(self) -> dict:
+        return {"env": self.env, "agent": self.agent, "estimator": self.estimator,
+                "metric": self.metric, "runs": self.runs, "seeds": self.seeds,
+                "steps": self.steps, "mean": self.mean, "mean_ci": list(self.mean_ci),
+                "iqm": self.iqm, "iqm_ci": list(self.iqm_ci), "scores": self.scores}
+
+
+def group_runs(runs: list[Run]) -> dict[tuple[str, str, str], list[Run]]:
+    groups: dict[tuple[str, str, str], list[Run]] = {}
+    for run in sorted(runs, key=lambda r: (r.key, r.seed)):
+        groups.setdefault(run.key, []).append(run)
+    return groups
+
+
+def summarize(runs: list[Run], metric: str = DEFAULT_METRIC) -> list[GroupSummary]:
+    """One row per (env, agent, estimator): mean and IQM of the final scores with 95 % CIs."""
+    rows = []
+    for (env, agent, estimator), members in group_runs(runs).items():
+        scored = [(r, r.score(metric)) for r in members]
+        scored = [(r, s) for r, s in scored if s is not None]
+        if not scored:
+            continue
+        scores = np.asarray([s for _, s in scored])
+        rows.append(GroupSummary(
+            env=env, agent=agent, estimator=estimator, metric=metric, runs=len(scored),
+            seeds=[r.seed for r, _ in scored], scores=[float(s) for s in scores],
+            mean=float(scores.mean()), mean_ci=stratified_bootstrap_ci([scores], mean),
+            iqm=float(iqm(scores)), iqm_ci=stratified_bootstrap_ci([scores], iqm),
+            steps=int(min(r.series(metric)[0].max() for r, _ in scored))))
+    if not rows:
+        raise CompareError(f"no run logged {metric!r}; pick another with --metric "
+                           f"(e.g. charts/episodic_return)")
+    return rows
+
+
+# -- learning curves ------------------------------------------------------------------------
+def curve(runs: list[Run], metric: str, x: str = "global_step", points: int = 100):
+    """``(grid, mean, ci_low, ci_high)`` of ``metric`` against ``x`` ("global_step" or "time"),
+    each run linearly interpolated onto a common grid over the range all runs cover."""
+    series = [r.series(metric, x) for r in runs]
+    series = [(xs, ys) for xs, ys in series if len(xs) > 0]
+    if not series:
+        return None
+    start = max(xs.min() for xs, _ in series)
+    stop = min(xs.max() for xs, _ in series)
+    grid = np.linspace(start, stop, points) if stop > start else np.asarray([stop])
+    values = np.stack([np.interp(grid, xs, ys) for xs, ys in series])  # (runs, points)
+    if len(series) == 1:
+        return grid, values[0], values[0], values[0]
+    rng = np.random.default_rng(0)
+    index = rng.integers(0, len(series), size=(BOOTSTRAP_REPS // 4, len(series)))
+    boot = values[index].mean(axis=1)  # (reps, points)
+    low, high = np.quantile(boot, [0.025, 0.975], axis=0)
+    return grid, values.mean(axis=0), low, high
+
+
+def plot_curves(runs: list[Run], metric: str, out: Path) -> list[Path]:
+    """One PNG per (env, x axis): a line per agent-estimator with its 95 % CI band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_env: dict[str, dict[str, list[Run]]] = {}
+    for (env, agent, estimator), members in group_runs(runs).items():
+        by_env.setdefault(env, {})[f"{agent}-{estimator}"] = members
+    written = []
+    for env, groups in by_env.items():
+        for x, xlabel, suffix in (("global_step", "env steps", "steps"),
+                                  ("time", "wall-clock seconds", "time")):
+            fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+            drawn = False
+            for label, members in groups.items():
+                result = curve(members, metric, x)
+                if result is None:
+                    continue
+                grid, mid, low, high = result
+                line, = ax.plot(grid, mid, label=f"{label} (n={len(members)})",
+                                marker="o" if len(grid) < 3 else None)
+                ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, lw=0)
+                drawn = True
+            if not drawn:
+                plt.close(fig)
+                continue
+            ax.set_title(env)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(metric)
+            ax.grid(alpha=0.3)
+            ax.legend()
+            fig.tight_layout()
+            path = out / f"{env.replace('/', '-')}_{metric.replace('/', '-')}_{suffix}.png"
+            fig.savefig(path)
+            plt.close(fig)
+            written.append(path)
+    return written
+
+
+# -- report ---------------------------------------------------------------------------------
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+
+
+def table_rows(rows: list[GroupSummary]) -> list[list[str]]:
+    return [[r.env, r.agent, r.estimator, str(r.runs), f"{r.steps:,}",
+             f"{_fmt(r.mean)} [{_fmt(r.mean_ci[0])}, {_fmt(r.mean_ci[1])}]",
+             f"{_fmt(r.iqm)} [{_fmt(r.iqm_ci[0])}, {_fmt(r.iqm_ci[1])}]"] for r in rows]
+
+
+TABLE_HEADER = ["env", "agent", "estimator", "runs", "steps", "mean [95% CI]", "IQM [95% CI]"]
+
+
+def markdown_report(rows: list[GroupSummary], runs: list[Run], figures: list[Path],
+                    out: Path) -> str:
+    metric = rows[0].metric
+    lines = [f"# pathwise compare: `{metric}`", "",
+             f"{len(runs)} runs, grouped by (env, agent, estimator). Score of a run: the mean "
+             f"of `{metric}` over its last {FINAL_FRACTION:.0%} of env steps. Mean and "
+             f"interquartile mean (IQM) over seeds, with 95% stratified-bootstrap confidence "
+             f"intervals ({BOOTSTRAP_REPS} resamples; Agarwal et al. 2021).", "",
+             "| " + " | ".join(TABLE_HEADER) + " |",
+             "|" + "---|" * len(TABLE_HEADER)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
+    if figures:
+        lines += ["", "## Learning curves", ""]
+        lines += [f"![{p.stem}]({p.relative_to(out)})" for p in figures]
+    lines += ["", "## Runs", ""]
+    lines += [f"- `{r.path}`: {r.env} {r.agent}-{r.estimator} seed {r.seed}" for r in runs]
+    return "\n".join(lines) + "\n"

@@ -49,15 +49,10 @@ class TrainResult:
 
 
 def agent_classes() -> dict:
-    classes = {"sac": (SAC, SACConfig)}
-    try:
-        from agents.reinforce import Reinforce, ReinforceConfig
-    except ModuleNotFoundError as err:  # a checkout without REINFORCE
-        if err.name != "agents.reinforce":
-            raise
-    else:
-        classes["reinforce"] = (Reinforce, ReinforceConfig)
-    return classes
+    """Agent name → (agent class, config dataclass)."""
+    from agents.reinforce import Reinforce, ReinforceConfig
+
+    return {"sac": (SAC, SACConfig), "reinforce": (Reinforce, ReinforceConfig)}
 
 
 def as_train_config(config) -> TrainConfig:
@@ -107,7 +102,7 @@ def validate(cfg: TrainConfig) -> list[str]:
         problems.append(f"estimator.num_samples must be >= 0, got {cfg.estimator.num_samples}")
     if cfg.estimator.baseline not in ("none", "mean"):
         problems.append(f"estimator.baseline must be none or mean, got {cfg.estimator.baseline!r}")
-    return problems + cfg.agent.validate()
+    return problems + cfg.diagnostics.validate() + cfg.agent.validate()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -297,6 +292,11 @@ def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress, start: dict) -
     last_return = math.nan
     sps_mark = (global_step, time.perf_counter())
     exit_code = 1
+    probe = None
+    if cfg.diagnostics.every > 0:
+        from agents.diagnostics import Diagnostics
+
+        probe = Diagnostics(cfg, agent.device)
 
     def log(record: dict) -> None:
         record = {"global_step": global_step, "time": time.perf_counter() - clock, **record}
@@ -346,6 +346,11 @@ def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress, start: dict) -
                                                 f"the last checkpoint is kept")
                         record.update(values)
                     log(record)
+                # measure every estimator's gradient (a random stream of its own: training
+                # draws the same numbers with diagnostics on or off)
+                if probe is not None and _crossed(global_step, envs.num_envs,
+                                                  cfg.diagnostics.every):
+                    log(probe.measure(agent, global_step).metrics())
                 # evaluate → checkpoint
                 if _crossed(global_step, envs.num_envs, cfg.eval_every):
                     final_eval = run_evaluation()

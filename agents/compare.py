@@ -9,6 +9,7 @@ each run's final score, with 95 % percentile confidence intervals from a stratif
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,8 +155,31 @@ def group_runs(runs: list[Run]) -> dict[tuple[str, str, str], list[Run]]:
     return groups
 
 
+def expand_metric(runs: list[Run], pattern: str) -> list[str]:
+    """The metrics ``pattern`` names: itself, or, with shell wildcards (``grad/*/variance``:
+    every estimator's gradient variance), every key the runs logged that matches, sorted."""
+    if not any(c in pattern for c in "*?["):
+        return [pattern]
+    keys = sorted({key for run in runs for record in run.records for key in record
+                   if fnmatch.fnmatchcase(key, pattern)})
+    if not keys:
+        raise CompareError(f"no run logged a metric matching {pattern!r}")
+    return keys
+
+
 def summarize(runs: list[Run], metric: str = DEFAULT_METRIC) -> list[GroupSummary]:
-    """One row per (env, agent, estimator): mean and IQM of the final scores with 95 % CIs."""
+    """One row per (env, agent, estimator) and metric (a pattern may name several, see
+    ``expand_metric``): mean and IQM of the final scores with 95 % CIs."""
+    rows = []
+    for name in expand_metric(runs, metric):
+        rows += _summarize(runs, name)
+    if not rows:
+        raise CompareError(f"no run logged {metric!r}; pick another with --metric "
+                           f"(e.g. charts/episodic_return)")
+    return rows
+
+
+def _summarize(runs: list[Run], metric: str) -> list[GroupSummary]:
     rows = []
     for (env, agent, estimator), members in group_runs(runs).items():
         scored = [(r, r.score(metric)) for r in members]
@@ -169,9 +193,6 @@ def summarize(runs: list[Run], metric: str = DEFAULT_METRIC) -> list[GroupSummar
             mean=float(scores.mean()), mean_ci=stratified_bootstrap_ci([scores], mean),
             iqm=float(iqm(scores)), iqm_ci=stratified_bootstrap_ci([scores], iqm),
             steps=int(min(r.series(metric)[0].max() for r, _ in scored))))
-    if not rows:
-        raise CompareError(f"no run logged {metric!r}; pick another with --metric "
-                           f"(e.g. charts/episodic_return)")
     return rows
 
 
@@ -197,12 +218,15 @@ def curve(runs: list[Run], metric: str, x: str = "global_step", points: int = 10
 
 
 def plot_curves(runs: list[Run], metric: str, out: Path) -> list[Path]:
-    """One PNG per (env, x axis): a line per agent-estimator with its 95 % CI band."""
+    """One PNG per (env, x axis): a line per agent-estimator (and per metric, when ``metric``
+    is a pattern naming several) with its 95 % CI band. The y axis is logarithmic when no
+    value is negative and the positive ones span more than two decades (gradient variances)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    metrics = expand_metric(runs, metric)
     by_env: dict[str, dict[str, list[Run]]] = {}
     for (env, agent, estimator), members in group_runs(runs).items():
         by_env.setdefault(env, {})[f"{agent}-{estimator}"] = members
@@ -211,26 +235,35 @@ def plot_curves(runs: list[Run], metric: str, out: Path) -> list[Path]:
         for x, xlabel, suffix in (("global_step", "env steps", "steps"),
                                   ("time", "wall-clock seconds", "time")):
             fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-            drawn = False
+            drawn = []
             for label, members in groups.items():
-                result = curve(members, metric, x)
-                if result is None:
-                    continue
-                grid, mid, low, high = result
-                line, = ax.plot(grid, mid, label=f"{label} (n={len(members)})",
-                                marker="o" if len(grid) < 3 else None)
-                ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, lw=0)
-                drawn = True
+                for name in metrics:
+                    result = curve(members, name, x)
+                    if result is None:
+                        continue
+                    grid, mid, low, high = result
+                    shown = label if len(metrics) == 1 else f"{label}: {name}"
+                    line, = ax.plot(grid, mid, label=f"{shown} (n={len(members)})",
+                                    marker="o" if len(grid) < 3 else None)
+                    ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, lw=0)
+                    drawn.append(np.concatenate([low, high]))
             if not drawn:
                 plt.close(fig)
                 continue
+            values = np.concatenate(drawn)
+            positive = values[values > 0]
+            if values.min() >= 0 and len(positive) and positive.max() > 100 * positive.min():
+                # symlog, linear below the smallest positive value: a zero curve (the exact
+                # estimator's variance) stays on the plot, at the bottom.
+                ax.set_yscale("symlog", linthresh=float(positive.min()))
             ax.set_title(env)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(metric)
             ax.grid(alpha=0.3)
             ax.legend()
             fig.tight_layout()
-            path = out / f"{env.replace('/', '-')}_{metric.replace('/', '-')}_{suffix}.png"
+            key = metric.replace("/", "-").replace("*", "all").replace("?", "_")
+            path = out / f"{env.replace('/', '-')}_{key}_{suffix}.png"
             fig.savefig(path)
             plt.close(fig)
             written.append(path)
@@ -242,8 +275,15 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
 
 
+def _several_metrics(rows: list[GroupSummary]) -> bool:
+    return len({r.metric for r in rows}) > 1
+
+
 def table_rows(rows: list[GroupSummary]) -> list[list[str]]:
-    return [[r.env, r.agent, r.estimator, str(r.runs), f"{r.steps:,}",
+    """Cells of ``table_header(rows)``."""
+    several = _several_metrics(rows)
+    return [[r.env, r.agent, r.estimator, *([r.metric] if several else []), str(r.runs),
+             f"{r.steps:,}",
              f"{_fmt(r.mean)} [{_fmt(r.mean_ci[0])}, {_fmt(r.mean_ci[1])}]",
              f"{_fmt(r.iqm)} [{_fmt(r.iqm_ci[0])}, {_fmt(r.iqm_ci[1])}]"] for r in rows]
 
@@ -251,16 +291,24 @@ def table_rows(rows: list[GroupSummary]) -> list[list[str]]:
 TABLE_HEADER = ["env", "agent", "estimator", "runs", "steps", "mean [95% CI]", "IQM [95% CI]"]
 
 
+def table_header(rows: list[GroupSummary]) -> list[str]:
+    """``TABLE_HEADER``, with a ``metric`` column when the rows hold several metrics."""
+    if not _several_metrics(rows):
+        return list(TABLE_HEADER)
+    return TABLE_HEADER[:3] + ["metric"] + TABLE_HEADER[3:]
+
+
 def markdown_report(rows: list[GroupSummary], runs: list[Run], figures: list[Path],
                     out: Path) -> str:
-    metric = rows[0].metric
+    metric = ", ".join(dict.fromkeys(r.metric for r in rows))
+    header = table_header(rows)
     lines = [f"# pathwise compare: `{metric}`", "",
              f"{len(runs)} runs, grouped by (env, agent, estimator). Score of a run: the mean "
              f"of `{metric}` over its last {FINAL_FRACTION:.0%} of env steps. Mean and "
              f"interquartile mean (IQM) over seeds, with 95% stratified-bootstrap confidence "
              f"intervals ({BOOTSTRAP_REPS} resamples; Agarwal et al. 2021).", "",
-             "| " + " | ".join(TABLE_HEADER) + " |",
-             "|" + "---|" * len(TABLE_HEADER)]
+             "| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
     if figures:
         lines += ["", "## Learning curves", ""]

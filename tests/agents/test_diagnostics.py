@@ -1,0 +1,192 @@
+"""Estimator diagnostics (agents/diagnostics.py): the batched K-estimate machinery against plain
+autograd, the statistics against ESTIMATOR_FACTS §1 and §4, and the promise that measuring
+changes nothing that training does."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal
+
+from agents import lab
+from agents.config import ConfigError, DiagnosticsConfig, EstimatorConfig, TrainConfig, WandbConfig
+from agents.diagnostics import (
+    _OwnRandomness,
+    gradient_stats,
+    mean_gradient,
+    measure_reinforce,
+    measure_sac,
+    sample_gradients,
+)
+from agents.reinforce import Reinforce, ReinforceConfig
+from agents.runner import as_train_config, train
+from agents.sac import SAC, SACConfig
+from agents.tracking import read_metrics
+from policies.estimators import Exact, Pathwise, Score
+
+Z = 5.0  # tolerance in standard errors
+
+
+def small_sac(discrete: bool, action_dim: int = 3, estimator: str = "pathwise", **overrides):
+    cfg = SACConfig(hidden_sizes=[16, 16], buffer_size=100, batch_size=32, learning_starts=32,
+                    **overrides)
+    return SAC(3, action_dim, discrete, cfg, EstimatorConfig(name=estimator).build())
+
+
+def fixed_critic_sac() -> SAC:
+    """Discrete SAC whose actor outputs logits 0 and whose critic says Q = (1, 2, 0.5) in every
+    state, α = 0.5: per state, ESTIMATOR_FACTS §4's objective, ∇J(0) = (0.0556, −0.2778, 0.2222).
+    """
+    sac = small_sac(True, alpha=0.5, autotune=False)
+    with torch.no_grad():
+        sac.policy.net[-1].weight.zero_()
+        sac.policy.net[-1].bias.zero_()
+        last = sac.critic.net.layers[-1]
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([1.0, 2.0, 0.5]))
+    return sac
+
+
+# -- the machinery --------------------------------------------------------------------------
+@pytest.mark.parametrize("discrete,estimator", [(False, Pathwise(num_samples=3)),
+                                                (False, Score(num_samples=3, baseline="mean")),
+                                                (True, Pathwise(num_samples=2)),
+                                                (True, Score(num_samples=2))])
+def test_one_batched_copy_is_the_plain_gradient_for_the_same_draws(discrete, estimator):
+    """K = 1 draws the same random numbers as a plain call (sample shape (M, 1, N) vs (M, N)),
+    so the leaf-copy + batched-VJP route must give autograd's own gradient."""
+    torch.manual_seed(0)
+    sac = small_sac(discrete)
+    obs = torch.randn(8, 3)
+    params = list(sac.policy.parameters())
+    dist, cost = sac.actor_cost(obs)
+    torch.manual_seed(1)
+    batched = sample_gradients(dist, cost, estimator, params, 1, sac.alpha)
+    torch.manual_seed(1)
+    plain = mean_gradient(dist, cost, estimator, params, sac.alpha)
+    assert batched.shape == (1, sum(p.numel() for p in params))
+    torch.testing.assert_close(batched[0], plain, rtol=1e-5, atol=1e-7)
+
+
+def test_reference_gradient_is_estimator_facts_section_4():
+    sac = fixed_critic_sac()
+    dist, cost = sac.actor_cost(torch.randn(16, 3))
+    reference = mean_gradient(dist, cost, Exact(), list(sac.policy.parameters()), sac.alpha)
+    # The last 3 parameters are the logits' bias: ∂J/∂logits at logits 0, averaged over states.
+    torch.testing.assert_close(reference[-3:], torch.tensor([0.05556, -0.27778, 0.22222]),
+                               atol=1e-5, rtol=0)
+
+
+# -- statistics -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name,estimator", [("pathwise", Pathwise()), ("score", Score())])
+def test_variances_match_estimator_facts_section_1(name, estimator):
+    """z ~ N(1, 2²), f = z²: per-sample variances (16, 36) pathwise, (74.25, 356.5) score.
+    The SE of a sample variance is sqrt((m4 − var²)/K) with the exact fourth moment."""
+    torch.manual_seed(0)
+    mu = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    sigma = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    k = 40_000
+    grads = sample_gradients(Normal(mu, sigma), lambda z: z**2, estimator, [mu, sigma], k)
+    exact = {"pathwise": (16.0, 36.0), "score": (74.25, 356.5)}[name]
+    fourth = lab.closed_form_fourth_moments("quadratic", 0.0, 1.0, 2.0)[name]
+    assert lab.closed_form_variances("quadratic", 0.0, 1.0, 2.0)[name] == pytest.approx(exact)
+    var = grads.var(0)
+    for j in range(2):
+        se = math.sqrt((fourth[j] - exact[j] ** 2) / k)
+        assert abs(float(var[j]) - exact[j]) < Z * se, (name, j, float(var[j]), exact[j], se)
+    stats = gradient_stats(name, grads, torch.tensor([2.0, 4.0], dtype=torch.float64),
+                           reference_exact=True)
+    assert stats.variance == pytest.approx(float(var.sum()))
+    assert abs(stats.variance - sum(exact)) < Z * stats.variance_se
+    assert stats.bias < Z * stats.bias_se  # unbiased: ‖ḡ − ∇‖ is noise alone
+    assert stats.cosine > 0.99
+
+
+def test_exact_has_zero_bias_and_score_a_bias_within_its_noise():
+    sac = fixed_critic_sac()
+    with _OwnRandomness(0, "cpu"):
+        report = measure_sac(sac, torch.randn(64, 3), samples=32, num_samples=4)
+    stats = {s.estimator: s for s in report.estimators}
+    assert set(stats) == {"pathwise", "score", "score_no_baseline", "exact"}
+    assert report.reference == "exact"
+    assert stats["exact"].variance == 0.0 and stats["exact"].bias < 1e-6
+    assert stats["exact"].cosine == pytest.approx(1.0)
+    for name in ("score", "score_no_baseline"):
+        s = stats[name]
+        assert s.variance > 0 and s.bias is not None
+        assert s.bias < 3.0 * s.bias_se, (name, s.bias, s.bias_se)
+    # The Gumbel-softmax relaxation (τ = 1) is biased, far beyond its noise.
+    assert stats["pathwise"].bias > 10.0 * stats["pathwise"].bias_se
+
+
+def test_box_sac_reports_cosine_to_a_many_sample_reference_and_no_bias():
+    torch.manual_seed(0)
+    sac = small_sac(False, action_dim=2)
+    with _OwnRandomness(0, "cpu"):
+        report = measure_sac(sac, torch.randn(16, 3), samples=8, num_samples=2,
+                             reference_samples=64)
+    assert [s.estimator for s in report.estimators] == ["pathwise", "score",
+                                                         "score_no_baseline"]
+    for s in report.estimators:
+        assert s.bias is None and -1.0 <= s.cosine <= 1.0 and s.variance > 0
+        metrics = s.metrics()
+        assert {f"grad/{s.estimator}/{k}" for k in ("variance", "snr", "signal_to_noise",
+                                                    "cosine")} <= set(metrics)
+        assert all(math.isfinite(v) for v in metrics.values())
+
+
+def test_reinforce_per_episode_estimates_average_to_the_batch_gradient():
+    from agents.diagnostics import collect_episodes
+
+    torch.manual_seed(0)
+    agent = Reinforce(1, 3, True, ReinforceConfig(baseline="value", hidden_sizes=[8]),
+                      EstimatorConfig(name="score").build())
+    batch = collect_episodes(agent.policy, "pathwise/DiscreteBandit-v0", 12, 0, 0.99, "cpu")
+    report = measure_reinforce(agent, batch)
+    episodes = int(batch.done.sum())  # 8 envs of one-step episodes: 16 ≥ 12
+    names = [s.estimator for s in report.estimators]
+    assert names == ["score", "score_no_baseline"] and report.estimators[0].samples == episodes
+    # ḡ over episodes is (1/E)·∇ Σ_t −G_t log π(a_t|s_t).
+    dist = agent.policy.distribution(batch.obs)
+    one_hot = torch.nn.functional.one_hot(batch.action, 3).float()
+    loss = -(batch.returns * dist.log_prob(one_hot)).sum() / episodes
+    grads = torch.autograd.grad(loss, list(agent.policy.parameters()))
+    norm = float(torch.cat([g.flatten() for g in grads]).norm())
+    assert report.estimators[1].mean_norm == pytest.approx(norm, rel=1e-4)
+
+
+# -- training -------------------------------------------------------------------------------
+def _train(tmp_path, name, agent, env, every):
+    cfg = TrainConfig(env=env, agent=agent, total_steps=120, run_dir=str(tmp_path / name),
+                      estimator=EstimatorConfig(name="score" if agent.name == "reinforce"
+                                                else "pathwise"),
+                      eval_every=0, eval_episodes=2, log_every=40, checkpoint_every=0,
+                      device="cpu", torch_threads=1, wandb=WandbConfig(mode="disabled"),
+                      diagnostics=DiagnosticsConfig(every=every, samples=4, batch_size=16,
+                                                    reference_samples=16, episodes=4))
+    train(cfg)
+    state = torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)
+    return state["agent"], read_metrics(tmp_path / name / "metrics.jsonl")
+
+
+@pytest.mark.parametrize("agent,env", [
+    (SACConfig(hidden_sizes=[16], batch_size=16, buffer_size=500, learning_starts=40),
+     "pathwise/ContinuousBandit-v0"),
+    (ReinforceConfig(hidden_sizes=[16], batch_steps=16, value_updates=2),
+     "pathwise/DiscreteBandit-v0")], ids=["sac-box", "reinforce-discrete"])
+def test_diagnostics_on_or_off_train_identical_parameters(tmp_path, agent, env):
+    on, metrics = _train(tmp_path, "on", agent, env, every=40)
+    off, quiet = _train(tmp_path, "off", agent, env, every=0)
+    for key in ("policy", "critic", "value"):
+        if key in on:
+            for name, tensor in on[key].items():
+                assert torch.equal(tensor, off[key][name]), (key, name)
+    measured = [r for r in metrics if "grad/seconds" in r]
+    assert [r["global_step"] for r in measured] == [40, 80, 120]
+    assert all("grad/score_no_baseline/variance" in r for r in measured)
+    assert not any(k.startswith("grad/") for r in quiet for k in r)
+
+
+def test_invalid_diagnostics_config_is_one_line():
+    with pytest.raises(ConfigError, match="diagnostics.samples must be >= 2"):
+        as_train_config({"diagnostics": {"samples": 1}})

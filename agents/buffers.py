@@ -249,17 +249,22 @@ class RolloutStorage:
         self.pos = 0
         self.completed_steps = 0
 
-    def state_dict(self) -> dict:
-        """The completed episodes not yet trained on.
+    def drop_running(self) -> None:
+        """Forget the steps of running episodes: the envs were reset (a resume whose env state
+        could not be rebuilt), so those episodes will never complete. Completed episodes stay;
+        every env starts fresh."""
+        self.valid[: self.pos] &= self.completed_mask()
+        self.pos = max(self.last_done) + 1
+        self.fresh = [True] * self.num_envs
+        self.running = [0] * self.num_envs
 
-        Running episodes are left out: a checkpoint does not hold the envs' states, so a
-        resumed run starts every env on a new episode and those could never be completed.
-        """
-        rows = max(self.last_done) + 1
-        state = {name: getattr(self, name)[:rows].clone() for name in self._FIELDS
+    def state_dict(self) -> dict:
+        """Every stored row, running episodes included, with the host-side bookkeeping (for
+        an exact resume; `drop_running` after loading when the envs restart instead)."""
+        state = {name: getattr(self, name)[: self.pos].clone() for name in self._FIELDS
                  if getattr(self, name) is not None}
-        state["valid"] = self.completed_mask()[:rows].clone()
-        state.update(last_done=list(self.last_done), completed_steps=self.completed_steps,
+        state.update(pos=self.pos, fresh=list(self.fresh), running=list(self.running),
+                     last_done=list(self.last_done), completed_steps=self.completed_steps,
                      num_envs=self.num_envs)
         return state
 
@@ -276,6 +281,6 @@ class RolloutStorage:
         self.pos = rows
         self.last_done = [int(t) for t in state["last_done"]]
         self.completed_steps = int(state["completed_steps"])
-        # Each env starts a new episode when the run resumes: all fresh, nothing running.
-        self.fresh = [True] * self.num_envs
-        self.running = [0] * self.num_envs
+        # A checkpoint from before running episodes were saved holds completed ones only.
+        self.fresh = [bool(f) for f in state.get("fresh", [True] * self.num_envs)]
+        self.running = [int(n) for n in state.get("running", [0] * self.num_envs)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 
 import torch
@@ -50,12 +49,15 @@ def safe_load(path: str | Path, expected_format: str, map_location="cpu") -> dic
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling failed"
-        raise CheckpointError(
-            f"{path}: refused to load: not a plain pathwise file (weights_only): {first}"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "GLOBAL" in str(err):  # a class or function to call: what a code payload needs
+            raise CheckpointError(
+                f"{path}: refused to load: it holds more than tensors and plain values, and "
+                f"loading it could run code from it ({_refusal(err)})") from None
+        raise CheckpointError(f"{path}: corrupt or truncated file (not readable as a "
+                              f"torch.save file)") from None
+    except Exception as err:  # torch raises many kinds of error for a damaged file
+        reason = _first_sentence(err) if isinstance(err, (RuntimeError, OSError)) \
+            else "not readable as a torch.save file"
         raise CheckpointError(f"{path}: corrupt or truncated file ({reason})") from None
     if not isinstance(obj, dict) or obj.get("format") != expected_format:
         raise CheckpointError(f"{path}: not a {expected_format} file")
@@ -65,6 +67,20 @@ def safe_load(path: str | Path, expected_format: str, map_location="cpu") -> dic
             f"(this pathwise reads version {FORMAT_VERSION})"
         )
     return obj
+
+
+def _first_sentence(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text.split(". ")[0][:160]
+
+
+def _refusal(err: BaseException) -> str:
+    """What torch's weights_only unpickler refused ("unsupported GLOBAL posix.system …"),
+    without its advice to load the file unsafely."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith(("Weights only load failed",
+                                                              "Check the documentation"))]
+    return _first_sentence(reasons[0]) if reasons else "unsupported content"
 
 
 def save_policy(policy: Policy, path: str | Path, **metadata) -> None:

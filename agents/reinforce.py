@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from agents.buffers import EpisodeBatch, RolloutStorage
 from agents.fields import param
+from agents.guards import optimizer_step
 from agents.sac import make_adam
 from policies.networks import mlp
 from policies.policy import Policy
@@ -96,7 +97,7 @@ class Reinforce:
 
     def __init__(self, obs_dim: int, action_dim: int, discrete: bool, config: ReinforceConfig,
                  estimator, device: torch.device | str = "cpu", num_envs: int = 1,
-                 action_low=None, action_high=None):
+                 action_low=None, action_high=None, nan_policy: str = "stop"):
         if getattr(estimator, "name", estimator) != "score":
             raise ValueError("REINFORCE is a score-function method: use estimator=score")
         self.config = config
@@ -114,6 +115,9 @@ class Reinforce:
         self.storage = RolloutStorage(num_envs, obs_dim, action_dim, discrete, self.device,
                                       capacity=rows)
         self._last_action = self._last_pre_tanh = None  # act() → observe() hand-over
+        # nan_policy=skip: optimizer steps skipped for a non-finite loss or gradient.
+        self.skip_nonfinite = nan_policy == "skip"
+        self.nan_skips = torch.zeros((), dtype=torch.long, device=self.device)
 
     def _value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.value(obs).squeeze(-1)
@@ -176,11 +180,10 @@ class Reinforce:
 
     # -- one update -------------------------------------------------------------------------
     def _step(self, optimizer, loss: torch.Tensor, params) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
-        optimizer.step()
+        skipped = optimizer_step(optimizer, loss, params, self.skip_nonfinite,
+                                 self.config.max_grad_norm)
+        if skipped is not None:
+            self.nan_skips += skipped
 
     def update(self, batch: EpisodeBatch) -> dict[str, torch.Tensor]:
         """One policy-gradient step on ``batch``, then ``value_updates`` steps on V."""
@@ -202,6 +205,8 @@ class Reinforce:
                 value_loss = self.value_loss(part)
                 self._step(self.value_optimizer, value_loss, self.value.parameters())
             metrics["losses/value"] = value_loss.detach()
+        if self.skip_nonfinite:
+            metrics["charts/nan_skips"] = self.nan_skips.clone()
         return metrics
 
     # -- the runner's protocol --------------------------------------------------------------
@@ -236,10 +241,15 @@ class Reinforce:
         self.storage.clear()  # the policy changed: the batch and the running episodes are stale
         return metrics
 
+    def envs_restarted(self) -> None:
+        """The envs were reset outside the loop (a resume that could not rebuild their state):
+        the episodes that were running will never complete."""
+        self.storage.drop_running()
+
     def state_dict(self) -> dict:
         state = {"policy": self.policy.state_dict(),
                  "actor_optimizer": self.actor_optimizer.state_dict(),
-                 "storage": self.storage.state_dict()}
+                 "storage": self.storage.state_dict(), "nan_skips": self.nan_skips.clone()}
         if self.value is not None:
             state["value"] = self.value.state_dict()
             state["value_optimizer"] = self.value_optimizer.state_dict()
@@ -252,4 +262,6 @@ class Reinforce:
             self.value.load_state_dict(state["value"])
             self.value_optimizer.load_state_dict(state["value_optimizer"])
         self.storage.load_state_dict(state["storage"])
+        if "nan_skips" in state:
+            self.nan_skips.copy_(state["nan_skips"])
 

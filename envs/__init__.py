@@ -7,6 +7,7 @@ id does (`make_env("pathwise/ContinuousBandit-v0")`, `pathwise train env=...`).
 from envs import testbeds  # noqa: F401  (registers the testbed ids)
 from envs.make import (
     EnvError,
+    EnvStateError,
     StepResult,
     TorchVecEnv,
     check_spaces,
@@ -17,6 +18,7 @@ from envs.make import (
 
 __all__ = [
     "EnvError",
+    "EnvStateError",
     "StepResult",
     "TorchVecEnv",
     "check_spaces",

@@ -12,7 +12,6 @@ Two entry points:
 from __future__ import annotations
 
 import difflib
-import functools
 import importlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -26,6 +25,7 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 __all__ = [
     "EnvError",
+    "EnvStateError",
     "StepResult",
     "TorchVecEnv",
     "check_spaces",
@@ -37,6 +37,10 @@ __all__ = [
 
 class EnvError(ValueError):
     """A problem with the requested env, worded as one line that the CLI prints verbatim."""
+
+
+class EnvStateError(EnvError):
+    """A saved vector-env state that cannot be rebuilt exactly (see `TorchVecEnv.state_dict`)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,6 +184,73 @@ def make_env(
 
 
 # --------------------------------------------------------------------------------------------
+# Replaying an episode: how a checkpoint holds an env's state
+# --------------------------------------------------------------------------------------------
+
+# Longest episode prefix a sub-env keeps for replay; past it the env's state is not saved
+# (an env without a time limit could otherwise grow the record without bound).
+MAX_REPLAY_STEPS = 100_000
+
+
+class _Replay(gym.Wrapper):
+    """Remembers how one sub-env's current episode came about: the seed of its reset, or the
+    state of its random generator just before the reset, and every action since.
+
+    A Gymnasium env draws all of its randomness from ``self.np_random``, so resetting from
+    that start and stepping the same actions rebuilds its state, whatever the state is made
+    of (a physics engine's memory, wrapper counters, …), without pickling the env. The
+    record is a few plain values and one small array per step of the running episode.
+    """
+
+    def __init__(self, env: gym.Env, limit: int = MAX_REPLAY_STEPS):
+        super().__init__(env)
+        self.limit = limit
+        self.start: dict | None = None  # {"seed": s} or {"rng": bit-generator state}
+        self.actions: list[np.ndarray] = []
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if options is not None:
+            start = None  # reset options can be anything: not replayed
+        elif seed is not None:
+            start = {"seed": int(seed)}
+        else:
+            # Reading np_random creates the generator if the env has none yet, and the reset
+            # then draws from that very generator, so the record holds either way.
+            start = {"rng": self.env.unwrapped.np_random.bit_generator.state}
+        self.start, self.actions = start, []
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        if self.start is not None:
+            if len(self.actions) < self.limit:
+                self.actions.append(np.array(action, copy=True))
+            else:
+                self.start, self.actions = None, []
+        return super().step(action)
+
+    def record(self) -> dict | None:
+        """The episode so far as plain values and a tensor; None when it cannot be replayed."""
+        if self.start is None:
+            return None
+        actions = torch.from_numpy(np.stack(self.actions)) if self.actions else None
+        return {**self.start, "actions": actions}
+
+    def replay(self, record: dict) -> np.ndarray:
+        """Rebuild the episode of `record`; returns the observation it ends on."""
+        if "seed" in record:
+            obs, _ = self.reset(seed=int(record["seed"]))
+        else:
+            self.env.unwrapped.np_random.bit_generator.state = record["rng"]
+            obs, _ = self.reset()
+        actions = record.get("actions")
+        for action in [] if actions is None else actions.numpy():
+            obs, _, terminated, truncated, _ = self.step(action)
+            if terminated or truncated:
+                raise EnvStateError("the replayed episode ended early")
+        return obs
+
+
+# --------------------------------------------------------------------------------------------
 # Vector env on torch
 # --------------------------------------------------------------------------------------------
 
@@ -269,6 +340,7 @@ class TorchVecEnv:
 
         self._seed = seed
         self._has_reset = False
+        self._obs: np.ndarray | None = None  # what the agent acts from next (for state_dict)
 
     def __repr__(self) -> str:
         return (
@@ -331,6 +403,7 @@ class TorchVecEnv:
             self.vec_env.action_space.seed(seed)
         obs, _ = self.vec_env.reset(seed=seed)
         self._has_reset = True
+        self._obs = np.array(obs, dtype=np.float32)
         return self._to_device(obs, np.float32)
 
     def step(self, actions: torch.Tensor) -> StepResult:
@@ -340,6 +413,7 @@ class TorchVecEnv:
         obs, reward, terminated, truncated, info = self.vec_env.step(self._env_actions(actions))
 
         obs = np.asarray(obs, dtype=np.float32)
+        self._obs = obs
         next_obs = obs.copy()
         done = np.logical_or(terminated, truncated)
         if done.any():
@@ -367,6 +441,82 @@ class TorchVecEnv:
             episode_lengths=episode_lengths,
         )
 
+    # ---- saving and restoring ----------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Where every sub-env is, as plain values and tensors (a checkpoint's ``envs``).
+
+        Each sub-env's running episode is kept as its start (reset seed or random-generator
+        state) and its actions (see `_Replay`); beside them, the episode statistics counters,
+        the random state of the action spaces, and the observation the agent acts from next.
+        ``replayable`` is False when some sub-env's episode cannot be replayed (it was reset
+        with options, or ran past `MAX_REPLAY_STEPS`); `load_state_dict` then refuses it.
+        """
+        if not self._has_reset:
+            raise RuntimeError("call reset() before state_dict()")
+        subs = getattr(self.vec_env.unwrapped, "envs", [])
+        records = [env.record() if isinstance(env, _Replay) else None for env in subs]
+        state: dict[str, Any] = {
+            "num_envs": self.num_envs,
+            "replayable": len(records) == self.num_envs and None not in records,
+            "episodes": records,
+            "obs": torch.from_numpy(self._obs.copy()),
+            "action_space_rng": [s.np_random.bit_generator.state for s in
+                                 (self._policy_action_space, self.vec_env.action_space)],
+        }
+        if isinstance(self.vec_env, RecordEpisodeStatistics):
+            stats = self.vec_env
+            state["episode_stats"] = {
+                "returns": torch.from_numpy(stats.episode_returns.copy()),
+                "lengths": torch.from_numpy(stats.episode_lengths.astype(np.int64)),
+                "count": int(stats.episode_count),
+                "prev_dones": torch.from_numpy(stats.prev_dones.copy()),
+            }
+        return state
+
+    def load_state_dict(self, state: dict) -> torch.Tensor:
+        """Put every sub-env back where `state_dict` found it, by replaying its running
+        episode; returns the observations to act from next.
+
+        The replay is checked: each sub-env must end on the saved observation, bit for bit.
+        Raises `EnvStateError` when the state cannot be rebuilt exactly (not replayable, or
+        an env whose replay diverges: one with randomness outside its ``np_random``); the
+        envs are then in no defined state and need a `reset`.
+        """
+        if int(state["num_envs"]) != self.num_envs:
+            raise EnvStateError(f"saved for num_envs={state['num_envs']}, "
+                                f"these envs have num_envs={self.num_envs}")
+        if not state.get("replayable"):
+            raise EnvStateError("a sub-env's running episode was not recorded (reset with "
+                                f"options, or longer than {MAX_REPLAY_STEPS} steps)")
+        subs = getattr(self.vec_env.unwrapped, "envs", [])
+        if len(subs) != self.num_envs or not all(isinstance(e, _Replay) for e in subs):
+            raise EnvStateError("these envs were not made by make_vec_env (no replay wrapper)")
+        saved_obs = state["obs"].numpy()
+        obs = np.empty_like(saved_obs)
+        for i, (env, record) in enumerate(zip(subs, state["episodes"])):
+            try:
+                obs[i] = env.replay(record)
+            except EnvStateError as err:
+                raise EnvStateError(f"sub-env {i}: {err}") from None
+            except (ValueError, TypeError) as err:  # a generator of another kind, bad action
+                raise EnvStateError(f"sub-env {i}: cannot replay ({_one_line(err)})") from None
+        if not np.array_equal(obs, saved_obs, equal_nan=True):
+            raise EnvStateError(f"{self.env_id} did not replay to the saved observation (its "
+                                "randomness is not all in env.np_random)")
+        for space, rng in zip((self._policy_action_space, self.vec_env.action_space),
+                              state["action_space_rng"]):
+            space.np_random.bit_generator.state = rng
+        stats = state.get("episode_stats")
+        if stats is not None and isinstance(self.vec_env, RecordEpisodeStatistics):
+            self.vec_env.episode_returns = stats["returns"].numpy().copy()
+            self.vec_env.episode_lengths = stats["lengths"].numpy().astype(int)
+            self.vec_env.episode_count = int(stats["count"])
+            self.vec_env.prev_dones = stats["prev_dones"].numpy().copy()
+        self._has_reset = True
+        self._obs = obs
+        return self._to_device(obs, np.float32)
+
     def random_actions(self) -> torch.Tensor:
         """Uniform actions in the policy's action space, from the space seeded at reset:
         float32 (num_envs, action_dim) in [-1, 1] for a Box, long (num_envs,) for Discrete."""
@@ -388,7 +538,8 @@ def make_vec_env(
 
     `env_kwargs` go to `gymnasium.make` for every copy (e.g. `max_episode_steps`). Sub-env i
     is seeded with `seed + i` at the first reset. Episode returns and lengths come from
-    Gymnasium's vector `RecordEpisodeStatistics`.
+    Gymnasium's vector `RecordEpisodeStatistics`. Each sub-env records its running episode, so
+    that `TorchVecEnv.state_dict` can save where the envs are (for an exact resume).
     """
     _check_env_id(env_id)
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -402,8 +553,9 @@ def make_vec_env(
     except EnvError:
         first.close()
         raise
-    env_fns: list[Callable[[], gym.Env]] = [lambda: first]
-    env_fns += [functools.partial(_gym_make, env_id, **env_kwargs)] * (num_envs - 1)
+    # Each sub-env records its running episode, so that a checkpoint can hold its state.
+    env_fns: list[Callable[[], gym.Env]] = [lambda: _Replay(first)]
+    env_fns += [lambda: _Replay(_gym_make(env_id, **env_kwargs))] * (num_envs - 1)
 
     vec_env = SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
     vec_env = RecordEpisodeStatistics(vec_env)

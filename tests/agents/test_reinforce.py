@@ -109,17 +109,31 @@ def test_storage_grows_past_its_initial_capacity():
     assert batch.pre_tanh.shape == (9, 2)
 
 
-def test_storage_state_keeps_completed_episodes_only():
+def test_storage_state_keeps_running_episodes_for_an_exact_resume():
     storage = RolloutStorage(2, OBS_DIM, 1, discrete=True)
     add_step(storage, [1, 11], [0, 1])
     add_step(storage, [2, 12], [1, 0])
-    add_step(storage, [3, 13], [0, 0])  # running in both envs: lost on resume
+    add_step(storage, [3, 13], [0, 0])  # running in both envs
     restored = RolloutStorage(2, OBS_DIM, 1, discrete=True, capacity=1)
     restored.load_state_dict(storage.state_dict())
     assert len(restored) == 3
-    # The resumed envs start new episodes; they append after the kept rows.
-    add_step(restored, [4, 14], [1, 1])
-    assert restored.episodes(1.0).reward.tolist() == [1, 2, 4, 11, 14]
+    # The resumed envs continue their episodes, exactly as the original storage would.
+    for s in (storage, restored):
+        add_step(s, [4, 14], [1, 1])
+    assert restored.episodes(1.0).reward.tolist() == [1, 2, 3, 4, 11, 12, 13, 14]
+    assert restored.episodes(1.0).reward.tolist() == storage.episodes(1.0).reward.tolist()
+
+
+def test_storage_drops_running_episodes_when_the_envs_restart():
+    storage = RolloutStorage(2, OBS_DIM, 1, discrete=True)
+    add_step(storage, [1, 11], [0, 1])
+    add_step(storage, [2, 12], [1, 0])
+    add_step(storage, [3, 13], [0, 0])  # running in both envs: never completed
+    storage.drop_running()
+    assert len(storage) == 3
+    # The restarted envs begin new episodes; they append after the kept rows.
+    add_step(storage, [4, 14], [1, 1])
+    assert storage.episodes(1.0).reward.tolist() == [1, 2, 4, 11, 14]
 
 
 # -- losses ----------------------------------------------------------------------------------

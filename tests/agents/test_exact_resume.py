@@ -1,0 +1,156 @@
+"""Exact resume and determinism on CPU.
+
+A run that crashes after step k and resumes from ``checkpoints/last.pt`` ends bit-identical to
+one that never stopped: parameters, optimizer and α states, replay buffer or rollout storage,
+the RNG states, the envs' states, and every metric except the wall-clock ones.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import pytest
+import torch
+
+import agents.runner as runner
+from agents.checkpoint import atomic_save
+from agents.config import EstimatorConfig, TrainConfig, WandbConfig
+from agents.reinforce import ReinforceConfig
+from agents.sac import SACConfig, TemperatureSchedule
+from agents.tracking import read_metrics
+
+WALL_CLOCK = ("time", "charts/sps")
+CRASH_AFTER = 150  # the last checkpoint before the crash is at step 100
+
+CASES = {
+    # Gumbel-softmax actor with a temperature schedule that moves during the run.
+    "sac-discrete": (lambda: SACConfig(
+        hidden_sizes=[16], batch_size=32, learning_starts=64, buffer_size=1000,
+        temperature=TemperatureSchedule(start=1.0, end=0.3, decay=0.01, every=50)),
+        "CartPole-v1", "pathwise", {}),
+    # Two envs, half an update per transition: fractional update credit across the checkpoint;
+    # Pendulum's 200-step episodes are running at the checkpoint.
+    "sac-box": (lambda: SACConfig(hidden_sizes=[16], batch_size=32, learning_starts=64,
+                                  buffer_size=1000, updates_per_step=0.5),
+                "Pendulum-v1", "score", {"num_envs": 2}),
+    # On-policy storage with episodes running at the checkpoint, and a value baseline.
+    "reinforce": (lambda: ReinforceConfig(hidden_sizes=[16], batch_steps=40, value_updates=3),
+                  "CartPole-v1", "score", {"num_envs": 2}),
+}
+
+
+class Crash(Exception):
+    """Stands for the process dying: nothing after it runs, no final checkpoint."""
+
+
+def config(name: str, run_dir, seed: int = 0) -> TrainConfig:
+    make_agent, env, estimator, extra = CASES[name]
+    return TrainConfig(env=env, agent=make_agent(), estimator=EstimatorConfig(name=estimator),
+                       seed=seed, total_steps=300, run_dir=str(run_dir), eval_every=150,
+                       eval_episodes=1, log_every=20, checkpoint_every=100, device="cpu",
+                       torch_threads=1, wandb=WandbConfig(mode="disabled"), **extra)
+
+
+def crash_at(step: int):
+    def progress(global_step, info):
+        if global_step >= step:
+            raise Crash
+    return progress
+
+
+def resume(run_dir) -> runner.TrainResult:
+    cfg = TrainConfig(**{**vars(config_of(run_dir)), "run_dir": None, "resume": str(run_dir)})
+    return runner.train(cfg)
+
+
+def config_of(run_dir) -> TrainConfig:
+    """The run's own config, as its checkpoint recorded it."""
+    from omegaconf import OmegaConf
+
+    saved = runner.load_checkpoint(run_dir / "checkpoints" / "last.pt")["config"]
+    return runner.as_train_config(OmegaConf.create(saved))
+
+
+def metrics(run_dir) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in WALL_CLOCK}
+            for r in read_metrics(run_dir / "metrics.jsonl")]
+
+
+def final_state(run_dir) -> dict:
+    ck = runner.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    policy = torch.load(run_dir / "policy.pt", weights_only=True)["state_dict"]
+    return {"global_step": ck["global_step"], "agent": ck["agent"], "rng": ck["rng"],
+            "envs": ck["envs"], "last_metrics": ck["last_metrics"], "policy": policy}
+
+
+def assert_identical(a, b, path="") -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            assert_identical(a[key], b[key], f"{path}/{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_identical(x, y, f"{path}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), path
+    else:
+        assert a == b, path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Per case, made once: the uninterrupted run, and a copy of the run that crashed."""
+    made = {}
+
+    def get(name: str):
+        if name not in made:
+            root = tmp_path_factory.mktemp(name)
+            runner.train(config(name, root / "whole"))
+            with pytest.raises(Crash):
+                runner.train(config(name, root / "crashed"), progress=crash_at(CRASH_AFTER))
+            shutil.copytree(root / "crashed", root / "crashed-copy")
+            made[name] = root
+        return made[name]
+    return get
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(runs, name):
+    root = runs(name)
+    crashed = root / "crashed"
+    checkpoint = runner.load_checkpoint(crashed / "checkpoints" / "last.pt")
+    assert checkpoint["global_step"] == 100
+    # The crash lost steps past the checkpoint, and some episode was running at it.
+    assert max(r["global_step"] for r in metrics(crashed)) > 100
+    assert any(e["actions"] is not None for e in checkpoint["envs"]["episodes"])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # "resume is not exact" would fail
+        result = resume(crashed)
+    assert result.global_step == 300
+    assert_identical(final_state(crashed), final_state(root / "whole"))
+    assert metrics(crashed) == metrics(root / "whole")
+
+
+def test_the_same_seed_gives_the_same_metrics_and_another_seed_does_not(runs, tmp_path):
+    whole = runs("sac-discrete") / "whole"
+    runner.train(config("sac-discrete", tmp_path / "again"))
+    assert metrics(tmp_path / "again") == metrics(whole)
+    assert_identical(final_state(tmp_path / "again"), final_state(whole))
+    runner.train(config("sac-discrete", tmp_path / "seed1", seed=1))
+    assert metrics(tmp_path / "seed1") != metrics(whole)
+
+
+def test_without_the_env_state_resume_warns_and_is_not_exact(runs):
+    """The control: the env state is what makes the resume above exact."""
+    root = runs("reinforce")
+    run_dir = root / "crashed-copy"
+    path = run_dir / "checkpoints" / "last.pt"
+    checkpoint = runner.load_checkpoint(path)
+    del checkpoint["envs"]
+    atomic_save(checkpoint, path)
+    with pytest.warns(RuntimeWarning, match="resume is not exact: the checkpoint holds no env"):
+        assert resume(run_dir).global_step == 300
+    assert metrics(run_dir) != metrics(root / "whole")

@@ -1,4 +1,4 @@
-"""``pathwise train | eval | compare``: the command line.
+"""``pathwise train | eval | compare | diagnose | lab``: the command line.
 
 Exit codes: 0 success; 1 a runtime failure (training diverged, a missing dependency, a bug);
 2 a usage error (bad override, unknown key or env, missing or unreadable file); 130 Ctrl-C.
@@ -31,6 +31,9 @@ commands:
   train     train an agent: {PROG} train [OVERRIDES]   e.g. env=CartPole-v1 estimator=score
   eval      evaluate a saved policy: {PROG} eval RUN_DIR|POLICY_FILE
   compare   aggregate runs over seeds, plot learning curves: {PROG} compare RUN_DIR...
+  diagnose  gradient variance, SNR and bias of every estimator at a checkpoint:
+            {PROG} diagnose RUN_DIR
+  lab       textbook estimator results, reproduced and checked: {PROG} lab --out DIR
 
 options:
   -h, --help   show this message; `{PROG} COMMAND --help` describes a command
@@ -134,8 +137,10 @@ def train_help() -> str:
              f"  {PROG} train -m seed=0,1,2 estimator=pathwise,score   one run per combination",
              f"  {PROG} train resume=runs/Pendulum-v1/sac-pathwise/s0-20250101-120000",
              "", "options:",
-             "  -m, --multirun     sweep comma-separated values (Hydra multirun; add",
-             "                     hydra/launcher=joblib to run the jobs in parallel)",
+             "  -m, --multirun     sweep comma-separated values (Hydra multirun): one run dir",
+             "                     per job under hydra.sweep.dir; jobs run one by one, or in",
+             "                     parallel with hydra/launcher=joblib, on Slurm with",
+             "                     hydra/launcher=slurm, on Ray with hydra/launcher=ray_cluster",
              "  --print-config     print the composed config (preset applied) and exit",
              "  --no-progress      no progress bar",
              "  --debug            full traceback on errors",
@@ -339,15 +344,29 @@ def _multirun(overrides: list[str], progress: bool) -> int:
     hydra = Hydra.create_main_hydra2(
         task_name="train", config_search_path=create_config_search_path(f"pkg://{CONFIG_MODULE}"))
     try:
-        hydra.multirun(config_name=CONFIG_NAME, overrides=overrides,
-                       task_function=functools.partial(_multirun_job, progress=progress))
+        batches = hydra.multirun(config_name=CONFIG_NAME, overrides=overrides,
+                                 task_function=functools.partial(_multirun_job,
+                                                                 progress=progress))
     except Exception as err:
         if type(err).__module__.startswith(("hydra", "omegaconf")):
             raise UsageError(explain(err)) from None
         raise
     finally:
         GlobalHydra.instance().clear()
+    jobs = [job for batch in batches or [] for job in batch]
+    sweep_dirs = sorted({_sweep_dir(job.hydra_cfg.hydra) for job in jobs if job.hydra_cfg})
+    if sweep_dirs:
+        print(f"{PROG} train -m: {len(jobs)} runs in {', '.join(sweep_dirs)}; aggregate them: "
+              f"{PROG} compare {' '.join(sweep_dirs)}", file=sys.stderr)
     return 0
+
+
+def _sweep_dir(hydra_cfg) -> str:
+    """The sweep dir a job ran under: its output dir less ``hydra.sweep.subdir`` (resolving
+    ``hydra.sweep.dir`` again here could give another ``${now:...}``)."""
+    output_dir = Path(str(hydra_cfg.runtime.output_dir))
+    sweep_dir = output_dir.parents[len(Path(str(hydra_cfg.sweep.subdir)).parts) - 1]
+    return os.path.relpath(sweep_dir) if sweep_dir.is_relative_to(Path.cwd()) else str(sweep_dir)
 
 
 def _multirun_job(_cfg, progress: bool) -> int:
@@ -355,13 +374,17 @@ def _multirun_job(_cfg, progress: bool) -> int:
     from hydra.core.hydra_config import HydraConfig
 
     from agents.compose import compose_train
+    from agents.sweeps import job_threads, runs_in_parallel
 
     hc = HydraConfig.get()
     cfg, preset = compose_train(list(hc.overrides.task))
     if not cfg.run_dir:
         cfg.run_dir = str(hc.runtime.output_dir)
-    print(f"{PROG} train -m: job {hc.job.num}: {' '.join(hc.overrides.task)}", file=sys.stderr)
-    code = run_training(cfg, preset, progress=progress)
+    # Parallel jobs share the cores: jobs x threads <= cores (agents/sweeps.py).
+    cfg.torch_threads = job_threads(cfg.torch_threads, hc.launcher)
+    print(f"{PROG} train -m: job {hc.job.num}: {' '.join(hc.overrides.task)} "
+          f"(torch threads {cfg.torch_threads})", file=sys.stderr)
+    code = run_training(cfg, preset, progress=progress and not runs_in_parallel(hc.launcher))
     if code == 130:
         raise KeyboardInterrupt
     return code
@@ -575,7 +598,9 @@ def compare_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="RUN_DIR",
                    help="run directories, or directories holding them (a sweep, runs/)")
     p.add_argument("--metric", default=DEFAULT_METRIC, metavar="KEY",
-                   help=f"metrics.jsonl key to compare (default {DEFAULT_METRIC})")
+                   help=f"metrics.jsonl key to compare (default {DEFAULT_METRIC}); shell "
+                        f"wildcards compare several, e.g. 'grad/*/variance' (every "
+                        f"estimator's gradient variance, with diagnostics on)")
     p.add_argument("--out", metavar="DIR",
                    help="where figures and report.md go (default runs/compare/<timestamp>)")
     p.add_argument("--json", action="store_true", help="print the table as JSON alone")
@@ -605,7 +630,7 @@ def cmd_compare(args: list[str]) -> int:
     from rich.table import Table
 
     table = Table(box=box.SIMPLE, title=f"{opts.metric}: {len(runs)} runs", title_justify="left")
-    for name in compare.TABLE_HEADER:
+    for name in compare.table_header(rows):
         table.add_column(name, justify="right" if name in ("runs", "steps") else "left")
     for cells in compare.table_rows(rows):
         table.add_row(*cells)
@@ -634,7 +659,7 @@ def _log_compare_to_wandb(runs, rows, figures, out: Path) -> Path:
                                                     "runs": [str(r.path) for r in runs]},
                    run_dir=out, name=f"compare-{out.name}")
     try:
-        run.log_table("compare/table", compare.TABLE_HEADER, compare.table_rows(rows))
+        run.log_table("compare/table", compare.table_header(rows), compare.table_rows(rows))
         if figures:
             run.log_files("image", {f"compare/{p.stem}": p for p in figures})
     except BaseException:
@@ -644,7 +669,136 @@ def _log_compare_to_wandb(runs, rows, figures, out: Path) -> Path:
     return run.dir
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare}
+# == diagnose ===============================================================================
+def _at_least_two(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2 (a variance needs two estimates), "
+                                         f"got {value}")
+    return value
+
+
+def diagnose_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} diagnose", description=(
+        "Rebuild a saved agent (checkpoints/last.pt) and measure the actor gradient of every "
+        "estimator that applies, K times on the same states: total variance, mean "
+        "per-parameter SNR, |mean|^2/variance, cosine to the reference gradient (exact for "
+        "Discrete, a many-sample pathwise one for Box) and bias against the exact gradient. "
+        "States come from the replay buffer (SAC) or fresh episodes (REINFORCE). Defaults: "
+        "the run's diagnostics config and seed, so at a step where training measured, the "
+        "numbers are the ones it logged as grad/*."))
+    p.add_argument("target", metavar="RUN_DIR|CHECKPOINT",
+                   help="a run directory (its checkpoints/last.pt) or a checkpoint file")
+    p.add_argument("--samples", type=_at_least_two, metavar="K",
+                   help="independent gradient estimates per estimator (run's default: 16)")
+    p.add_argument("--batch", type=_positive_int, metavar="N",
+                   help="SAC: states the objective averages over (run's default: 64)")
+    p.add_argument("--num-samples", type=_positive_int, metavar="M",
+                   help="action draws per state of each sampling estimator (default 4)")
+    p.add_argument("--episodes", type=_at_least_two, metavar="E",
+                   help="REINFORCE: fresh episodes, one estimate each (default 16)")
+    p.add_argument("--seed", type=int, metavar="S", help="seed of the measurement "
+                                                         "(default: the run's seed)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON alone")
+    return p
+
+
+def cmd_diagnose(args: list[str]) -> int:
+    opts = diagnose_parser().parse_args(args)
+    path = Path(opts.target)
+    if not path.exists():
+        raise UsageError(f"{path}: no such run directory or checkpoint")
+    from agents.diagnostics import diagnose
+    from agents.runner import resolve_device
+
+    report, context = diagnose(path, device=resolve_device(opts.device), seed=opts.seed,
+                               samples=opts.samples, batch_size=opts.batch,
+                               num_samples=opts.num_samples, episodes=opts.episodes)
+    if opts.json:
+        print(json.dumps({**context, **report.to_dict()}))
+        return 0
+    _print_diagnosis(report, context)
+    return 0
+
+
+def _print_diagnosis(report, context: dict) -> None:
+    from rich import box
+    from rich.table import Table
+
+    def num(value, digits: int = 4) -> str:
+        return "-" if value is None else f"{value:.{digits}g}"
+
+    console = _console()
+    console.print(f"[bold]{context['checkpoint']}[/bold]: {context['agent']}-"
+                  f"{context['estimator']} on {context['env']}, step {report.global_step:,}",
+                  highlight=False)
+    what = (f"{report.states} states, {report.num_samples} draws per state"
+            if report.agent == "sac" else f"{report.states} steps of fresh episodes, "
+                                          f"one estimate per episode")
+    extra = "".join(f", {k} {v:.4g}" for k, v in (("α", report.alpha),
+                                                    ("τ", report.temperature)) if v is not None)
+    console.print(f"{what}; {report.parameters:,} actor parameters; reference: "
+                  f"{report.reference}{extra}", highlight=False)
+    table = Table(box=box.SIMPLE)
+    for name in ("estimator", "K", "variance ± SE", "SNR", "|ḡ|²/variance", "cosine",
+                 "bias (noise SE)"):
+        table.add_column(name, justify="left" if name == "estimator" else "right")
+    for s in report.estimators:
+        label = s.estimator + (" (trains)" if s.estimator == report.trained_with else "")
+        table.add_row(label, str(s.samples), f"{num(s.variance)} ± {num(s.variance_se, 2)}",
+                      num(s.snr), num(s.signal_to_noise), num(s.cosine, 6),
+                      "-" if s.bias is None else f"{num(s.bias)} ({num(s.bias_se, 2)})")
+    console.print(table)
+    console.print(f"variance: Σ_j Var_j over the K estimates; SNR: mean_j |ḡ_j|/std_j; bias: "
+                  f"|ḡ − exact|, read against its noise SE sqrt(variance/K). "
+                  f"{report.seconds:.2f}s.", highlight=False)
+
+
+# == lab ====================================================================================
+def lab_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} lab", description=(
+        "Textbook results reproduced by the library's own estimators and checked against "
+        "closed forms (Mohamed et al. 2020, §3): per-sample variance of pathwise and score "
+        "function estimators on a Gaussian for three costs as k varies, variance against "
+        "dimension, and Gumbel-softmax / straight-through bias and variance against the "
+        "temperature on a categorical cost. Writes PNG figures and lab.md."))
+    p.add_argument("--out", metavar="DIR",
+                   help="where figures, lab.md and lab.json go (default runs/lab/<timestamp>)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON alone")
+    p.add_argument("--samples", type=_at_least_two, default=None, metavar="N",
+                   help="Monte Carlo draws per point (default 20000)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
+    return p
+
+
+def cmd_lab(args: list[str]) -> int:
+    opts = lab_parser().parse_args(args)
+    from agents import lab
+
+    out = Path(opts.out or Path("runs") / "lab" / datetime.now().strftime("%Y%m%d-%H%M%S"))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot write to {out}: {err.strerror or err}") from None
+    results = lab.run(out, samples=opts.samples or lab.SAMPLES, seed=opts.seed)
+    if opts.json:
+        print(json.dumps(results))
+        return 0
+    console = _console()
+    checks = results["checks"]
+    console.print(f"[bold]pathwise lab[/bold]: {checks['passed']} of {checks['total']} "
+                  f"empirical variances within {checks['z']:g} SE of the closed form "
+                  f"(largest |z| {checks['max_abs_z']:.2f}); {results['seconds']:.1f}s",
+                  highlight=False)
+    for path in results["figures"]:
+        console.print(f"  {path}", highlight=False)
+    console.print(f"  {results['report']}", highlight=False)
+    return 0 if checks["passed"] == checks["total"] else 1
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare,
+            "diagnose": cmd_diagnose, "lab": cmd_lab}
 
 
 if __name__ == "__main__":

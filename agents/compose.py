@@ -222,16 +222,17 @@ def to_train_config(cfg: DictConfig):
 # -- --help ---------------------------------------------------------------------------------
 def field_rows() -> list[tuple[str, list[tuple[str, str, str]]]]:
     """Sections of ``(dotted name, default, help)`` for ``pathwise train --help``."""
-    from agents.config import EstimatorConfig, TrainConfig, WandbConfig
+    from agents.config import DiagnosticsConfig, EstimatorConfig, TrainConfig, WandbConfig
     from agents.fields import describe
 
     top = [row for row in describe(TrainConfig)
-           if not row[0].startswith(("agent.", "estimator.", "wandb."))]
+           if not row[0].startswith(("agent.", "estimator.", "wandb.", "diagnostics."))]
     sections = [("run", top)]
     for name, schema in agent_schemas().items():
         sections.append((f"agent={name}", describe(schema, "agent.")))
     sections.append(("estimator", describe(EstimatorConfig, "estimator.")))
     sections.append(("wandb", describe(WandbConfig, "wandb.")))
+    sections.append(("diagnostics", describe(DiagnosticsConfig, "diagnostics.")))
     return sections
 
 
@@ -242,6 +243,10 @@ def known_keys() -> list[str]:
 # -- errors ---------------------------------------------------------------------------------
 _OPTIONS = re.compile(r"Available options in '[^']+':((?:\s+\S+)+?)\s*(?:Config search path|$)")
 _CONVERTED = re.compile(r"Value '([^']*)' of type '\w+' could not be converted to (\w+)")
+# Hydra launchers (and our configs built on them, configs/hydra/launcher/) → the extra that
+# installs their plugin.
+LAUNCHER_EXTRAS = {"submitit_slurm": "slurm", "submitit_local": "slurm", "slurm": "slurm",
+                   "ray": "ray", "ray_aws": "ray", "ray_cluster": "ray"}
 _PARSE_ERRORS = ("Error parsing override", "no viable alternative", "mismatched input",
                  "extraneous input", "token recognition error")
 
@@ -257,6 +262,13 @@ def explain(err: BaseException) -> str:
     cause = err.__cause__ or err.__context__
     key = getattr(cause, "full_key", None) or getattr(err, "full_key", None)
     reason = _first_line(cause) or _first_line(err)
+
+    launcher = re.search(r"Could not (?:find|load) 'hydra/launcher/(\w+)'", text)
+    if launcher and launcher.group(1) in LAUNCHER_EXTRAS:  # a launcher plugin not installed
+        chosen = re.search(r"In 'hydra/launcher/(\w+)'", text) or launcher
+        extra = LAUNCHER_EXTRAS[launcher.group(1)]
+        return (f"hydra/launcher={chosen.group(1)} needs the [{extra}] extra: "
+                f"pip install \"pathwise[{extra}]\"")
 
     missing = re.search(r"Could not find '([^']+)'", text)
     if missing:  # an unknown group option: agent=ppo, estimator=magic, preset=sac/Nowhere

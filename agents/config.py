@@ -43,6 +43,34 @@ class WandbConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    """Actor-gradient statistics of every applicable estimator (agents/diagnostics.py)."""
+
+    every: int = param(0, "env steps between gradient diagnostics, logged as grad/* (0: off)")
+    samples: int = param(16, "K: independent gradient estimates per estimator and measurement")
+    batch_size: int = param(64, "SAC: states from the replay buffer the objective averages over")
+    num_samples: int = param(4, "action draws per state of every sampling estimator (score's "
+                                "leave-one-out baseline needs >= 2)")
+    reference_samples: int = param(256, "Box SAC: draws per state of the pathwise reference "
+                                        "gradient (Discrete: the exact gradient)")
+    episodes: int = param(16, "REINFORCE: fresh episodes per measurement, one estimate each")
+
+    def validate(self) -> list[str]:
+        """Problems with these values, one line each (empty when valid)."""
+        problems = []
+        if self.every < 0:
+            problems.append(f"diagnostics.every must be >= 0, got {self.every}")
+        for name in ("samples", "episodes"):
+            if getattr(self, name) < 2:
+                problems.append(f"diagnostics.{name} must be >= 2 (a variance needs two "
+                                f"estimates), got {getattr(self, name)}")
+        for name in ("batch_size", "num_samples", "reference_samples"):
+            if getattr(self, name) < 1:
+                problems.append(f"diagnostics.{name} must be >= 1, got {getattr(self, name)}")
+        return problems
+
+
+@dataclass
 class TrainConfig:
     """One training run."""
 
@@ -60,8 +88,13 @@ class TrainConfig:
     eval_episodes: int = param(10, "episodes per evaluation")
     checkpoint_every: int = param(10_000, "env steps between checkpoints (0: at the end only)")
     log_every: int = param(1000, "env steps between logged training losses")
-    torch_threads: int = param(0, "torch intra-op threads (0: torch's default)")
+    torch_threads: int = param(0, "torch intra-op threads (0: torch's default); in a sweep (-m), "
+                                  "at most the job's share of the cores, which 0 takes whole")
+    nan_policy: str = param("stop", "non-finite loss or parameter: stop (exit 1, last good "
+                                    "checkpoint kept) | skip (skip the update, count in "
+                                    "charts/nan_skips)")
     wandb: WandbConfig = param(WandbConfig(), "Weights & Biases logging")
+    diagnostics: DiagnosticsConfig = param(DiagnosticsConfig(), "estimator gradient diagnostics")
 
 
 def check_positive(name: str, value, allow_zero: bool = False) -> None:

@@ -5,7 +5,12 @@ An agent plugs in through five methods:
     observe(obs, action, step_result)      store what the env returned
     train_step(global_step) -> dict|None   gradient updates owed now (tensors, not floats)
     state_dict() / load_state_dict(state)  everything needed to resume
-and a ``policy`` attribute (``policies.policy.Policy``) for evaluation and saving.
+and a ``policy`` attribute (``policies.policy.Policy``) for evaluation and saving; optionally
+``envs_restarted()``, called when a resume has to start the envs on new episodes.
+
+Reliability (docs/reliability.md): a checkpoint holds the agent, every RNG state and the envs'
+state, so a resumed run continues bit for bit; ``nan_policy`` stops a run on a non-finite
+loss or parameter before it reaches a checkpoint, or skips such updates.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import random
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,16 +33,24 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from agents.checkpoint import CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_save, safe_load, save_policy
+from agents.checkpoint import (
+    CHECKPOINT_FORMAT,
+    FORMAT_VERSION,
+    CheckpointError,
+    atomic_save,
+    safe_load,
+    save_policy,
+)
 from agents.config import ConfigError, TrainConfig
 from agents.evaluation import EvalResult, evaluate
+from agents.guards import NAN_POLICIES
 from agents.sac import SAC, SACConfig
 from agents.tracking import JsonlWriter, WandbRun, read_metrics, wandb_credentials_missing
-from envs.make import make_vec_env
+from envs.make import EnvStateError, make_vec_env
 
 
 class TrainingError(RuntimeError):
-    """Training stopped (a non-finite loss, …); the message is one line."""
+    """Training stopped (a non-finite loss or parameter, …); the message is one line."""
 
 
 @dataclass
@@ -102,6 +116,8 @@ def validate(cfg: TrainConfig) -> list[str]:
         problems.append(f"estimator.num_samples must be >= 0, got {cfg.estimator.num_samples}")
     if cfg.estimator.baseline not in ("none", "mean"):
         problems.append(f"estimator.baseline must be none or mean, got {cfg.estimator.baseline!r}")
+    if cfg.nan_policy not in NAN_POLICIES:
+        problems.append(f"nan_policy must be stop or skip, got {cfg.nan_policy!r}")
     return problems + cfg.diagnostics.validate() + cfg.agent.validate()
 
 
@@ -137,10 +153,15 @@ def build_agent(cfg: TrainConfig, envs, device: torch.device):
     space = envs.single_action_space
     low = None if envs.is_discrete else space.low.tolist()
     high = None if envs.is_discrete else space.high.tolist()
+    if hasattr(cfg.agent, "space_problems"):
+        problems = cfg.agent.space_problems(envs.is_discrete, envs.action_dim)
+        if problems:
+            raise ConfigError(f"{cfg.env}: {problems[0]}")
     try:
         estimator = cfg.estimator.build()
         return agent_cls(envs.obs_dim, envs.action_dim, envs.is_discrete, cfg.agent, estimator,
-                         device=device, num_envs=envs.num_envs, action_low=low, action_high=high)
+                         device=device, num_envs=envs.num_envs, action_low=low, action_high=high,
+                         nan_policy=cfg.nan_policy)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -151,18 +172,60 @@ def _crossed(step: int, n: int, every: int) -> bool:
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
-            "numpy_pos": int(np.random.get_state()[2]), "python": repr(random.getstate()),
+    """The global random states of torch (and CUDA), numpy and Python, complete, as tensors
+    and plain values (what ``weights_only`` loading accepts)."""
+    _, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    version, words, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+            "python": {"version": version, "state": list(words), "gauss_next": gauss_next},
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(("MT19937", np.asarray(state["numpy"], dtype=np.uint32),
-                         int(state["numpy_pos"]), 0, 0.0))
-    random.setstate(ast.literal_eval(state["python"]))
+    numpy_state, python_state = state["numpy"], state["python"]
+    if isinstance(numpy_state, dict):
+        np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32),
+                             numpy_state["pos"], numpy_state["has_gauss"],
+                             numpy_state["cached_gaussian"]))
+        random.setstate((python_state["version"], tuple(python_state["state"]),
+                         python_state["gauss_next"]))
+    else:  # the first checkpoint layout: numpy keys as a list, Python's state as its repr
+        np.random.set_state(("MT19937", np.asarray(numpy_state, dtype=np.uint32),
+                             int(state["numpy_pos"]), 0, 0.0))
+        random.setstate(ast.literal_eval(python_state))  # literals only: never runs code
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _named_tensors(agent) -> list[tuple[str, torch.Tensor]]:
+    """What an agent learns: the parameters of its modules and its own trainable tensors
+    (SAC's log α), by attribute name."""
+    named = []
+    for attr, value in vars(agent).items():
+        if isinstance(value, torch.nn.Module):
+            named += [(f"{attr}.{name}", p) for name, p in value.named_parameters()]
+        elif isinstance(value, torch.Tensor) and value.requires_grad:
+            named.append((attr, value))
+    return named
+
+
+def _first_nonfinite(agent, losses: dict[str, float], check_losses: bool) -> str | None:
+    """``"losses/critic=nan"`` or ``"parameter critic.net.0.weight"``: the first non-finite
+    loss (when ``check_losses``) or learned tensor; None when all are finite. One host sync."""
+    if check_losses:
+        for key, value in losses.items():
+            if not math.isfinite(value):
+                return f"{key}={value}"
+    named = _named_tensors(agent)
+    if named:
+        finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).tolist()
+        for (name, _), ok in zip(named, finite):
+            if not ok:
+                return f"parameter {name}"
+    return None
 
 
 # -- the run directory ----------------------------------------------------------------------
@@ -260,16 +323,40 @@ def train(config, progress=None) -> TrainResult:
     try:
         agent = build_agent(cfg, envs, device)
         _make_run_dir(run_dir)
-        start = {"global_step": 0, "time": 0.0, "wandb_id": None}
+        start = {"global_step": 0, "time": 0.0, "wandb_id": None, "last_metrics": None}
         if checkpoint is not None:
-            agent.load_state_dict(checkpoint["agent"])
-            _set_rng_state(checkpoint["rng"])
+            path = run_dir / "checkpoints" / "last.pt"
+            try:
+                agent.load_state_dict(checkpoint["agent"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as err:
+                reason = " ".join(str(err).split())[:200]
+                raise CheckpointError(f"{path}: does not fit this run ({reason})") from None
             start.update({k: checkpoint[k] for k in start if k in checkpoint})
+            start["obs"] = _restore_envs(cfg, envs, agent, checkpoint)
+            _set_rng_state(checkpoint["rng"])  # last: nothing after it draws before the loop
             _truncate_metrics(run_dir / "metrics.jsonl", start["global_step"])
+            for stale in path.parent.glob("*.tmp"):  # left by a crash in the middle of a save
+                stale.unlink(missing_ok=True)
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
         return _loop(cfg, agent, envs, run_dir, progress, start)
     finally:
         envs.close()
+
+
+def _restore_envs(cfg: TrainConfig, envs, agent, checkpoint: dict) -> torch.Tensor:
+    """The envs exactly as the checkpoint left them (see ``TorchVecEnv.load_state_dict``);
+    failing that, new episodes from a seed of their own, with a warning that the resumed run
+    will not match an uninterrupted one. Returns the observations to act from."""
+    try:
+        if checkpoint.get("envs") is None:
+            raise EnvStateError("the checkpoint holds no env state")
+        return envs.load_state_dict(checkpoint["envs"])
+    except (EnvStateError, KeyError, TypeError, AttributeError) as err:
+        warnings.warn(f"resume is not exact: {' '.join(str(err).split())}; every env starts "
+                      f"a new episode", RuntimeWarning, stacklevel=3)
+        if hasattr(agent, "envs_restarted"):
+            agent.envs_restarted()
+        return envs.reset(seed=cfg.seed + checkpoint["global_step"])
 
 
 def _open_wandb(cfg: TrainConfig, run_dir: Path, run_id: str | None) -> WandbRun | None:
@@ -288,8 +375,12 @@ def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress, start: dict) -
     writer = JsonlWriter(run_dir / "metrics.jsonl")
     wandb_run = None
     clock = time.perf_counter() - start["time"]  # "time" continues across resumes
-    global_step, last_metrics, final_eval = start["global_step"], None, None
+    global_step, final_eval = start["global_step"], None
+    last_metrics = start.get("last_metrics")  # the latest update's, until the next one
     last_return = math.nan
+    # nan_policy: the last step at which every value checked finite, and of last.pt.
+    clean_step = global_step
+    saved_step = global_step or None  # a resumed run starts at its checkpoint's step
     sps_mark = (global_step, time.perf_counter())
     exit_code = 1
     probe = None
@@ -304,9 +395,31 @@ def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress, start: dict) -
         if wandb_run is not None:
             wandb_run.log(record)
 
+    def ensure_finite(losses: dict[str, float] | None = None) -> None:
+        """Stop before a non-finite value reaches an evaluation or a checkpoint: losses
+        (nan_policy=stop) and learned tensors (both policies). One host sync, at log,
+        evaluation and checkpoint intervals only."""
+        nonlocal clean_step
+        if losses is None:
+            losses = {k: float(v) for k, v in (last_metrics or {}).items()}
+        problem = _first_nonfinite(agent, losses, check_losses=cfg.nan_policy == "stop")
+        if problem is not None:
+            kept = (f"checkpoints/last.pt of step {saved_step} is kept" if saved_step is not None
+                    else "no checkpoint was written")
+            hint = "; nan_policy=skip skips such updates" if cfg.nan_policy == "stop" else ""
+            raise TrainingError(f"non-finite {problem} at step {global_step} (all finite at "
+                                f"step {clean_step}); training stopped, {kept}{hint}")
+        clean_step = global_step
+
     def checkpoint() -> None:
+        nonlocal saved_step
+        ensure_finite()  # never replace a good last.pt with a poisoned state
         save_checkpoint(run_dir, cfg, agent, global_step, time=time.perf_counter() - clock,
-                        wandb_id=wandb_run.id if wandb_run is not None else None)
+                        wandb_id=wandb_run.id if wandb_run is not None else None,
+                        envs=envs.state_dict(),
+                        last_metrics=None if last_metrics is None else
+                        {k: v.detach().cpu() for k, v in last_metrics.items()})
+        saved_step = global_step
 
     def run_evaluation() -> EvalResult:
         result = evaluate(agent.policy, cfg.env, cfg.eval_episodes, seed=cfg.seed + 1)
@@ -315,8 +428,9 @@ def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress, start: dict) -
 
     try:
         wandb_run = _open_wandb(cfg, run_dir, start["wandb_id"])
-        # A resumed run starts fresh episodes, from a seed of its own.
-        obs = envs.reset(seed=cfg.seed + global_step)
+        obs = start.get("obs")  # a resumed run's envs are where its checkpoint left them
+        if obs is None:
+            obs = envs.reset(seed=cfg.seed + global_step)
         with _StopOnSigint() as stop:
             while global_step < cfg.total_steps and not stop.requested:
                 # collect → store → update
@@ -337,15 +451,12 @@ def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress, start: dict) -
                     record = {"charts/sps": (global_step - sps_mark[0])
                               / max(now - sps_mark[1], 1e-9)}
                     sps_mark = (global_step, now)
-                    if last_metrics is not None:
-                        # The only host sync of the loop: once per log interval.
-                        values = {k: float(v) for k, v in last_metrics.items()}
-                        bad = [k for k, v in values.items() if not math.isfinite(v)]
-                        if bad:
-                            raise TrainingError(f"non-finite {bad[0]} at step {global_step}; "
-                                                f"the last checkpoint is kept")
-                        record.update(values)
+                    # The loop's host syncs: once per log interval (and the same check before
+                    # an evaluation or a checkpoint).
+                    values = {k: float(v) for k, v in (last_metrics or {}).items()}
+                    record.update(values)
                     log(record)
+                    ensure_finite(values)
                 # measure every estimator's gradient (a random stream of its own: training
                 # draws the same numbers with diagnostics on or off)
                 if probe is not None and _crossed(global_step, envs.num_envs,
@@ -353,12 +464,14 @@ def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress, start: dict) -
                     log(probe.measure(agent, global_step).metrics())
                 # evaluate → checkpoint
                 if _crossed(global_step, envs.num_envs, cfg.eval_every):
+                    ensure_finite()
                     final_eval = run_evaluation()
                 if _crossed(global_step, envs.num_envs, cfg.checkpoint_every):
                     checkpoint()
                 if progress is not None:
                     progress(global_step, {"episodic_return": last_return})
             interrupted = stop.requested and global_step < cfg.total_steps
+        ensure_finite()
         if not interrupted and (final_eval is None
                                 or not _crossed(global_step, envs.num_envs, cfg.eval_every)):
             final_eval = run_evaluation()
@@ -374,6 +487,11 @@ def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress, start: dict) -
                                     estimator=cfg.estimator.name, seed=cfg.seed,
                                     global_step=global_step, final_return=final_return)
         exit_code = 0
+    except TrainingError:
+        raise
+    except Exception:
+        ensure_finite()  # an error caused by a non-finite value (NaN actions…) is named as such
+        raise
     finally:
         writer.close()
         if wandb_run is not None:

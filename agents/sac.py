@@ -44,6 +44,7 @@ from torch.func import functional_call
 
 from agents.buffers import Batch, ReplayBuffer
 from agents.fields import param
+from agents.guards import optimizer_step
 from policies.networks import QEnsemble
 from policies.policy import Policy
 
@@ -119,6 +120,37 @@ class SACConfig:
                             f"got {self.target_entropy_scale}")
         return problems
 
+    def space_problems(self, discrete: bool, action_dim: int) -> list[str]:
+        """Settings that do not fit the env's action space, one line each.
+
+        Box actions: the Gumbel-softmax settings (``hard``, ``temperature``) and
+        ``target_entropy_scale`` apply to Discrete actions only; set away from their defaults
+        they would silently do nothing. Discrete actions: a ``target_entropy`` outside
+        [0, log|A|], such as Box's −dim(A), is an entropy no categorical policy has, so α
+        would run to 0 or grow without bound.
+        """
+        problems = []
+        if not discrete:
+            defaults = SACConfig()
+            kind = f"this env has Box({action_dim},) actions"
+            if self.hard:
+                problems.append(f"agent.hard applies to Discrete actions only (straight-through "
+                                f"Gumbel-softmax); {kind}")
+            if self.temperature != defaults.temperature:
+                problems.append(f"agent.temperature applies to Discrete actions only "
+                                f"(Gumbel-softmax); {kind}")
+            if self.target_entropy_scale != defaults.target_entropy_scale:
+                problems.append(f"agent.target_entropy_scale applies to Discrete actions only; "
+                                f"{kind} (set agent.target_entropy instead)")
+        elif self.target_entropy is not None:
+            top = math.log(action_dim)
+            if not 0.0 <= self.target_entropy <= top:
+                problems.append(
+                    f"agent.target_entropy={self.target_entropy} is outside [0, log {action_dim}"
+                    f" = {top:.3g}], the entropies a Discrete({action_dim}) policy can have; use "
+                    f"agent.target_entropy_scale for Discrete actions")
+        return problems
+
 
 def make_adam(params, lr: float) -> torch.optim.Adam:
     """Adam, fused into one kernel where this torch build supports it on the device."""
@@ -138,7 +170,7 @@ class SAC:
 
     def __init__(self, obs_dim: int, action_dim: int, discrete: bool, config: SACConfig,
                  estimator, device: torch.device | str = "cpu", num_envs: int = 1,
-                 action_low=None, action_high=None):
+                 action_low=None, action_high=None, nan_policy: str = "stop"):
         if estimator.name == "exact" and not discrete:
             raise ValueError("estimator 'exact' needs a Discrete action space (it sums over "
                              "all actions); this env has Box actions: use pathwise or score")
@@ -164,6 +196,10 @@ class SAC:
         self.buffer = ReplayBuffer(config.buffer_size, obs_dim, action_dim, discrete, self.device)
         self.temperature = config.temperature(0)
         self._update_credit = 0.0  # fractional updates owed (updates_per_step may be < 1)
+        # nan_policy=skip: optimizer steps skipped for a non-finite loss or gradient, counted
+        # on the device (agents.guards).
+        self.skip_nonfinite = nan_policy == "skip"
+        self.nan_skips = torch.zeros((), dtype=torch.long, device=self.device)
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -197,11 +233,13 @@ class SAC:
             q = self.critic(batch.obs, batch.action)  # (n, B)
         return 0.5 * ((q - target) ** 2).mean(-1).sum()
 
-    def actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """E_a[α log π(a|s) − min_i Q_i(s, a)] through the configured estimator.
+    def actor_cost(self, obs: torch.Tensor):
+        """``(π(·|s), cost)`` for the actor objective J(s) = E_a[α log π(a|s) − min_i Q_i(s, a)]:
+        the cost is the −min_i Q_i part (the estimator adds α log π), per state.
 
         The critic enters with detached parameters: the actor's loss sends no gradient into
-        the critic. Returns the loss and the policy's entropy (estimate), for ``alpha_loss``.
+        the critic. Shared by ``actor_loss`` and by ``agents.diagnostics``, so that the
+        gradient statistics are measured on exactly the objective the actor is trained on.
         """
         critic_params = {k: v.detach() for k, v in self.critic.named_parameters()}
         dist = self._dist(obs)
@@ -210,10 +248,20 @@ class SAC:
 
             def cost(y):  # y: (..., B, |A|) one-hot or relaxed
                 return -(y * q).sum(-1)
+        else:
+            def cost(a):  # a: (..., B, A)
+                return -functional_call(self.critic, critic_params, (obs, a)).min(0).values
+        return dist, cost
+
+    def actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """E_a[α log π(a|s) − min_i Q_i(s, a)] through the configured estimator.
+
+        Returns the loss and the policy's entropy (estimate), for ``alpha_loss``.
+        """
+        dist, cost = self.actor_cost(obs)
+        if self.discrete:
             entropy = dist.entropy().detach()
         else:
-            def cost(a):  # a: (S, B, A)
-                return -functional_call(self.critic, critic_params, (obs, a)).min(0).values
             with torch.no_grad():
                 entropy = -dist.sample_and_log_prob()[1]
         loss = self.estimator(dist, cost, alpha=self.alpha).mean()
@@ -227,29 +275,30 @@ class SAC:
     # -- one gradient step ------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         critic_loss = self.critic_loss(batch)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_optimizer.step()
+        self._step(self.critic_optimizer, critic_loss, self.critic.parameters())
 
         actor_loss, entropy = self.actor_loss(batch.obs)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_optimizer.step()
+        self._step(self.actor_optimizer, actor_loss, self.policy.parameters())
 
         metrics = {"losses/critic": critic_loss.detach(), "losses/actor": actor_loss.detach(),
                    "charts/entropy": entropy}
         if self.alpha_optimizer is not None:
             alpha_loss = self.alpha_loss(entropy)
-            self.alpha_optimizer.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_optimizer.step()
+            self._step(self.alpha_optimizer, alpha_loss, [self.log_alpha])
             metrics["losses/alpha"] = alpha_loss.detach()
         metrics["charts/alpha"] = self.alpha
+        if self.skip_nonfinite:
+            metrics["charts/nan_skips"] = self.nan_skips.clone()
 
         with torch.no_grad():  # Polyak averaging: θ' ← θ' + τ(θ − θ')
             torch._foreach_lerp_(list(self.critic_target.parameters()),
                                  list(self.critic.parameters()), self.config.tau)
         return metrics
+
+    def _step(self, optimizer, loss: torch.Tensor, params) -> None:
+        skipped = optimizer_step(optimizer, loss, params, self.skip_nonfinite)
+        if skipped is not None:
+            self.nan_skips += skipped
 
     # -- the runner's protocol --------------------------------------------------------------
     def act(self, obs: torch.Tensor, global_step: int) -> torch.Tensor:
@@ -290,6 +339,7 @@ class SAC:
             "buffer": self.buffer.state_dict(),
             "temperature": self.temperature,
             "update_credit": self._update_credit,
+            "nan_skips": self.nan_skips.clone(),
         }
         if self.alpha_optimizer is not None:
             state["alpha_optimizer"] = self.alpha_optimizer.state_dict()
@@ -308,3 +358,5 @@ class SAC:
         self.buffer.load_state_dict(state["buffer"])
         self.temperature = float(state["temperature"])
         self._update_credit = float(state["update_credit"])
+        if "nan_skips" in state:
+            self.nan_skips.copy_(state["nan_skips"])

@@ -38,14 +38,14 @@ TABLE = [
 
 
 def run_one(agent: str, estimator: str, env: str, steps: int, seed: int, root: Path) -> dict:
-    from agents.cli import compose_train_config
+    from agents.compose import compose_train, to_train_config
     from agents.runner import train
 
     overrides = [f"agent={agent}", f"estimator={estimator}", f"env={env}", f"seed={seed}",
                  f"total_steps={steps}", "wandb.mode=disabled", "device=cpu",
                  f"run_dir={root / f'{env}-{agent}-{estimator}-s{seed}'.replace('/', '-')}"]
     start = time.perf_counter()
-    result = train(compose_train_config(overrides))
+    result = train(to_train_config(compose_train(overrides)[0]))
     return {"agent": agent, "estimator": estimator, "env": env, "steps": steps, "seed": seed,
             "return": result.final_eval.return_mean, "seconds": time.perf_counter() - start}
 

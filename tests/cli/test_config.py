@@ -118,6 +118,14 @@ def test_resume_key_exists_and_points_at_a_run_dir(tmp_path):
     (["agent.tau=0"], "agent.tau must be in (0, 1]"),
     (["wandb.mode=sometimes"], "wandb.mode must be offline, online or disabled"),
     (["agent.batch_size=5000"], "raise learning_starts"),
+    (["agent.batch_size=0"], "agent.batch_size must be > 0"),
+    (["agent.lr=0"], "agent.lr must be > 0"),
+    (["agent=reinforce", "agent.lr=0"], "agent.lr must be > 0"),
+    (["agent.temperature.start=0"], "agent.temperature start and end must be > 0"),
+    (["agent.temperature.end=-1"], "agent.temperature start and end must be > 0"),
+    (["agent.gamma=-0.1"], "agent.gamma must be in [0, 1]"),
+    (["agent.tau=1.5"], "agent.tau must be in (0, 1]"),
+    (["nan_policy=ignore"], "nan_policy must be stop or skip"),
     (["+surprise=1"], "unknown key 'surprise'"),
     (["--frobnicate"], "unknown option '--frobnicate'"),
 ])
@@ -133,7 +141,14 @@ def test_config_errors_are_one_line_and_exit_2(overrides, message, capsys):
 def test_runtime_config_errors_are_one_line_and_exit_2(capsys, tmp_path):
     for overrides, message in [
         (["env=NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
+        (["env=CartPole-v2"], "unknown env id 'CartPole-v2'; did you mean: CartPole-v1"),
         (["estimator=exact"], "estimator 'exact' needs a Discrete action space"),
+        (["env=FrozenLake-v1"], "unsupported observation space Discrete(16)"),
+        # Discrete-only settings on a Box env, and a Box-style entropy target on a Discrete one.
+        (["agent.hard=true"], "Pendulum-v1: agent.hard applies to Discrete actions only"),
+        (["agent.temperature.start=2"], "agent.temperature applies to Discrete actions only"),
+        (["env=CartPole-v1", "agent.target_entropy=-1"],
+         "agent.target_entropy=-1.0 is outside [0, log 2 = 0.693]"),
     ]:
         code, _, err = run_cli(capsys, "train", *overrides, "wandb.mode=disabled",
                                f"run_dir={tmp_path / 'never'}")
@@ -144,7 +159,8 @@ def test_runtime_config_errors_are_one_line_and_exit_2(capsys, tmp_path):
 def test_print_config_shows_the_composed_config(capsys):
     code, out, _ = run_cli(capsys, "train", "--print-config", "env=CartPole-v1")
     assert code == 0
-    assert "# preset: sac/CartPole-v1" in out and "hidden_sizes:\n  - 64\n  - 64" in out
+    # The preset's values (buffer_size 50000; the SAC default is 1e6) are in the printout.
+    assert "# preset: sac/CartPole-v1" in out and "buffer_size: 50000" in out
 
 
 def test_train_help_lists_every_field_with_its_description(capsys):

@@ -18,7 +18,7 @@ from _cli import DISCRETE, run_cli, tiny
 from omegaconf import OmegaConf
 
 from agents.cli import main
-from agents.compose import compose_train, to_train_config
+from agents.compose import compose_train, parse_overrides, to_train_config
 from agents.sweeps import available_cores, job_threads, thread_budget
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,11 +66,11 @@ def test_thread_budget_of_each_launcher(launcher, cores, budget):
 def test_parallel_jobs_times_threads_never_exceed_the_cores():
     for cores, n_jobs, asked in itertools.product((1, 2, 3, 8, 16), (1, 2, 3, 5, 8, -1),
                                                   (0, 1, 2, 4, 32)):
-        threads = job_threads(asked, {"_target_": JOBLIB, "n_jobs": n_jobs}, cores)
+        launcher = {"_target_": JOBLIB, "n_jobs": n_jobs}
+        threads, budget = job_threads(asked, launcher, cores), thread_budget(launcher, cores)
         workers = cores if n_jobs == -1 else n_jobs
         assert threads >= 1 and (workers * threads <= cores or threads == 1)
-        assert threads == (thread_budget({"_target_": JOBLIB, "n_jobs": n_jobs}, cores)
-                           if asked == 0 else min(asked, threads))
+        assert threads == (budget if asked == 0 else min(asked, budget))
 
 
 # -- local multirun in parallel: hydra/launcher=joblib ----------------------------------------
@@ -210,14 +210,19 @@ def test_every_grid_point_renders_a_valid_pathwise_train_command():
     config = sweep_config()
     points = grid(config)
     assert len(points) == 15
-    seen = set()
+    seen, composed = set(), set()
     for args in points:
         argv = render(config, args)
         assert argv[:4] == ["/usr/bin/env", "pathwise", "train", "--no-progress"]
+        overrides = {o.key_or_group: o.value() for o in parse_overrides(argv[4:])}
+        seen.add((overrides["estimator"], overrides["seed"]))
+        if overrides["estimator"] in composed:  # seeds differ in one int: compose each
+            continue                            # estimator once (half a second each)
+        composed.add(overrides["estimator"])
         cfg = to_train_config(compose_train(argv[4:])[0])  # raises on any invalid override
+        assert (cfg.env, cfg.total_steps) == (overrides["env"], overrides["total_steps"])
         assert cfg.wandb.mode == "online" and cfg.diagnostics.every > 0
-        seen.add((cfg.env, cfg.estimator.name, cfg.seed, cfg.total_steps))
-    assert len(seen) == 15
+    assert len(seen) == 15 and composed == {"pathwise", "score", "exact"}
 
 
 def test_a_rendered_grid_point_starts_a_training_run(tmp_path, capsys):
@@ -229,12 +234,13 @@ def test_a_rendered_grid_point_starts_a_training_run(tmp_path, capsys):
     assert "name: exact" in out and "seed: 4" in out and "env: CartPole-v1" in out
     # The same command, shrunk to a few hundred steps and without wandb, trains for real.
     args = {**args, **{k: {"value": v} for k, v in [
-        ("total_steps", 200), ("diagnostics.every", 100), ("agent.learning_starts", 64),
-        ("agent.batch_size", 32), ("agent.hidden_sizes", "[16]"), ("eval_every", 0),
-        ("eval_episodes", 1), ("run_dir", tmp_path / "run")]}}
+        ("total_steps", 100), ("diagnostics.every", 100), ("diagnostics.samples", 4),
+        ("agent.learning_starts", 32), ("agent.batch_size", 32),
+        ("agent.hidden_sizes", "[16]"), ("eval_every", 0),
+        ("eval_episodes", 1), ("run_dir", str(tmp_path / "run"))]}}
     argv = [a for a in render(config, args)[2:] if a != "wandb.mode=online"]
     code, _, err = run_cli(capsys, *argv, "wandb.mode=disabled")
     assert code == 0, err
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
-    assert records[-1]["global_step"] == 200
+    assert records[-1]["global_step"] == 100
     assert any("grad/exact/variance" in r or "grad/pathwise/variance" in r for r in records)

@@ -1,0 +1,242 @@
+"""The headline comparison: pathwise vs score-function (vs exact, on Discrete) actor gradients.
+
+SAC on four tasks, the estimator the only change, gradient diagnostics on (grad/* of every
+estimator that applies, measured on the same states during training):
+
+    env                       steps  seeds  estimators
+    Pendulum-v1                 20k      5  pathwise, score
+    CartPole-v1                 50k      5  pathwise, score, exact
+    LunarLanderContinuous-v3   100k      3  pathwise, score
+    LunarLander-v3             100k      3  pathwise, score, exact
+
+Each env is one `pathwise train -m` sweep (so any Hydra launcher runs it), into
+``<out>/runs/<env>/<job>``; then the compare machinery (agents/compare.py) writes into --out:
+``estimators.md`` (the tables, the figures, the command that made them and the machine it ran
+on), ``summary.json`` and ``figures/*.png``.
+
+    python benchmarks/estimators.py --out docs/estimators                # all (hours on 2 cores)
+    python benchmarks/estimators.py --out /tmp/est --quick                # smoke pass, a minute
+    python benchmarks/estimators.py --out DIR --only CartPole-v1 Pendulum-v1
+    python benchmarks/estimators.py --out DIR --launcher joblib -- hydra.launcher.n_jobs=2
+    python benchmarks/estimators.py --out DIR --launcher slurm -- hydra.launcher.partition=cpu
+    python benchmarks/estimators.py --out DIR --compare-only              # re-aggregate
+
+The default launcher runs one training at a time, so wall-clock curves stay honest on a
+small machine. An env whose sweep dir already holds every finished run is not run again, so
+an interrupted benchmark goes on where it stopped once the unfinished env's dir is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+# (env, total steps, seeds, estimators, env steps between gradient diagnostics)
+TABLE = [
+    ("Pendulum-v1", 20_000, 5, ("pathwise", "score"), 2_000),
+    ("CartPole-v1", 50_000, 5, ("pathwise", "score", "exact"), 5_000),
+    ("LunarLanderContinuous-v3", 100_000, 3, ("pathwise", "score"), 10_000),
+    ("LunarLander-v3", 100_000, 3, ("pathwise", "score", "exact"), 10_000),
+]
+# --quick: every env and estimator, a few hundred steps, two seeds, small nets.
+QUICK_STEPS, QUICK_SEEDS = 300, 2
+QUICK_OVERRIDES = ["agent.hidden_sizes=[32,32]", "agent.learning_starts=100",
+                   "agent.batch_size=32", "eval_every=0", "eval_episodes=2",
+                   "checkpoint_every=0", "log_every=100", "diagnostics.samples=4"]
+METRIC = "eval/return_mean"
+STATISTICS = ("variance", "snr", "cosine", "bias")
+
+
+def env_key(env: str) -> str:
+    return env.replace("/", "-")
+
+
+def sweep_overrides(env: str, steps: int, seeds: int, estimators, every: int, quick: bool,
+                    launcher: str, wandb: str, extra: list[str]) -> list[str]:
+    overrides = [f"env={env}", "agent=sac", f"estimator={','.join(estimators)}",
+                 f"seed={','.join(str(s) for s in range(seeds))}", f"total_steps={steps}",
+                 f"diagnostics.every={every}", f"wandb.mode={wandb}"]
+    if quick:
+        overrides += QUICK_OVERRIDES
+    if launcher != "basic":
+        overrides.append(f"hydra/launcher={launcher}")
+    return overrides + extra
+
+
+def finished_runs(sweep: Path) -> int:
+    return sum(1 for p in sweep.glob("*/policy.pt")) if sweep.is_dir() else 0
+
+
+def run_sweeps(plan, root: Path, args) -> None:
+    from agents.cli import main as pathwise
+
+    for env, steps, seeds, estimators, every in plan:
+        sweep = root / env_key(env)
+        expected = seeds * len(estimators)
+        done = finished_runs(sweep)
+        if done >= expected:
+            print(f"{env}: {done} finished runs in {sweep}; not run again", file=sys.stderr)
+            continue
+        if sweep.exists():
+            raise SystemExit(f"{sweep}: {done} of {expected} runs finished; remove the dir to "
+                             f"run {env} again, or resume its runs one by one with "
+                             f"`pathwise train resume=<run dir>` and rerun this script")
+        overrides = sweep_overrides(env, steps, seeds, estimators, every, args.quick,
+                                    args.launcher, args.wandb, args.overrides)
+        print(f"{env}: pathwise train -m {shlex.join(overrides)} "
+              f"hydra.sweep.dir={sweep}", file=sys.stderr, flush=True)
+        code = pathwise(["train", "-m", "--no-progress", *overrides,
+                         f"hydra.sweep.dir={sweep}"])
+        if code != 0:
+            raise SystemExit(f"{env}: the sweep failed (exit {code})")
+
+
+# -- the report -----------------------------------------------------------------------------
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, {gpu}; {platform.system()} "
+            f"{platform.release()}; Python {platform.python_version()}, torch "
+            f"{torch.__version__}; load average at the end {load}")
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.0f}"
+
+
+def diagnostics_table(runs) -> list[str]:
+    """Per (env, estimator trained with, estimator measured): the seeds' mean of each gradient
+    statistic over the last 10 % of training (compare's score)."""
+    from agents import compare
+
+    values: dict[tuple[str, str, str], dict[str, float]] = {}
+    for stat in STATISTICS:
+        try:
+            rows = compare.summarize(runs, f"grad/*/{stat}")
+        except compare.CompareError:  # no run logged this statistic
+            continue
+        for row in rows:
+            measured = row.metric.split("/")[1]
+            values.setdefault((row.env, row.estimator, measured), {})[stat] = row.mean
+    lines = ["| env | trained with | gradient of | variance | SNR | cosine to reference | "
+             "bias vs exact |", "|---|---|---|---|---|---|---|"]
+    for (env, trained, measured), stats in sorted(values.items()):
+        lines.append(f"| {env} | {trained} | {measured} | {fmt(stats.get('variance'))} | "
+                     f"{fmt(stats.get('snr'))} | {fmt(stats.get('cosine'))} | "
+                     f"{fmt(stats.get('bias'))} |")
+    return lines if len(lines) > 2 else []
+
+
+def write_report(root: Path, out: Path, plan, command: str, seconds: float | None) -> Path:
+    from agents import compare
+
+    runs = [compare.load_run(p) for p in compare.find_runs([root])]
+    wanted = {env for env, *_ in plan}
+    runs = [r for r in runs if r.env in wanted]
+    if not runs:
+        raise SystemExit(f"{root}: no runs of {', '.join(sorted(wanted))}")
+    figures_dir = out / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    rows = compare.summarize(runs, METRIC)
+    figures = compare.plot_curves(runs, METRIC, figures_dir)
+    for stat in ("variance", "snr"):
+        try:
+            figures += compare.plot_curves(runs, f"grad/*/{stat}", figures_dir)
+        except compare.CompareError:
+            pass
+    header = compare.table_header(rows)
+    lines = ["# Pathwise vs score-function actor gradients", "",
+             f"SAC, the actor's gradient estimator the only change; {len(runs)} runs. Final "
+             f"return: the deterministic evaluation at the end of training, mean and "
+             f"interquartile mean over seeds with 95% stratified-bootstrap CIs "
+             f"(agents/compare.py).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in compare.table_rows(rows)]
+    diagnostics = diagnostics_table(runs)
+    if diagnostics:
+        lines += ["", "## Gradient diagnostics", "",
+                  "Every estimator's actor gradient measured on the same states during each run "
+                  "(agents/diagnostics.py), averaged over the last 10% of training and over "
+                  "seeds: total variance of K estimates, mean per-parameter SNR, cosine of the "
+                  "mean estimate to the reference gradient (the exact one on Discrete, a "
+                  "many-sample pathwise one on Box) and, on Discrete, the distance to the exact "
+                  "gradient.", ""]
+        lines += diagnostics
+    lines += ["", "## Figures", ""]
+    lines += [f"![{p.stem}]({p.relative_to(out)})" for p in figures]
+    took = f"; {seconds / 3600:.2f} h of sweeps" if seconds else ""
+    lines += ["", "## How it was made", "", "```", command, "```", "",
+              f"- machine: {machine()}",
+              f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC{took}",
+              f"- runs: `{root}`"]
+    report = out / "estimators.md"
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps([r.to_dict() for r in rows], indent=1) + "\n",
+                                      encoding="utf-8")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    extra = raw[raw.index("--") + 1:] if "--" in raw else []
+    argv = raw[:raw.index("--")] if "--" in raw else raw
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog="Arguments after -- are Hydra overrides added to "
+                                            "every sweep (e.g. device=cpu hydra.launcher.n_jobs=2)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="where estimators.md, summary.json and figures/ go")
+    parser.add_argument("--runs", type=Path, help="where the sweeps go (default <out>/runs)")
+    parser.add_argument("--only", nargs="+", metavar="ENV", help="env ids to run (default: all)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke pass: {QUICK_STEPS} steps, {QUICK_SEEDS} seeds, small nets")
+    parser.add_argument("--launcher", default="basic",
+                        help="Hydra launcher: basic (one run at a time, default) | joblib | "
+                             "slurm | submitit_local | ray_cluster | ray")
+    parser.add_argument("--wandb", default="disabled", choices=("disabled", "offline", "online"),
+                        help="wandb.mode of the runs (default disabled)")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="only aggregate the runs already under --runs")
+    args = parser.parse_args(argv)
+    args.overrides = extra
+
+    plan = [row for row in TABLE if not args.only or row[0] in args.only]
+    if args.only and len(plan) != len(args.only):
+        known = ", ".join(row[0] for row in TABLE)
+        parser.error(f"--only: unknown env among {args.only}; choose from {known}")
+    if args.quick:
+        plan = [(env, QUICK_STEPS, QUICK_SEEDS, estimators, QUICK_STEPS // 2)
+                for env, _, _, estimators, _ in plan]
+    root = args.runs or args.out / "runs"
+    command = shlex.join(["python", "benchmarks/estimators.py", *raw])
+    seconds = None
+    if not args.compare_only:
+        started = time.perf_counter()
+        run_sweeps(plan, root, args)
+        seconds = time.perf_counter() - started
+    report = write_report(root, args.out, plan, command, seconds)
+    print(report.read_text(encoding="utf-8"))
+    print(f"wrote {report}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

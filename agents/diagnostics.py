@@ -331,9 +331,10 @@ def measure_sac(agent, obs: torch.Tensor, samples: int = 16, num_samples: int = 
 
 # -- REINFORCE: one estimate per episode ----------------------------------------------------
 def collect_episodes(policy, env_id: str, episodes: int, seed: int, gamma: float,
-                     device, num_envs: int = 8, max_steps: int = 200_000):
+                     device, num_envs: int = 8, max_steps: int = 200_000, bootstrap=None):
     """At least ``episodes`` fresh episodes of ``policy`` in an env of our own: an
-    ``EpisodeBatch`` (returns-to-go G_t), the steps of the completed episodes only."""
+    ``EpisodeBatch`` (returns-to-go G_t), the steps of the completed episodes only.
+    ``bootstrap``: V(s) for truncated episodes, as the agent trains with (or None)."""
     from agents.buffers import RolloutStorage
     from envs.make import make_vec_env
 
@@ -358,7 +359,7 @@ def collect_episodes(policy, env_id: str, episodes: int, seed: int, gamma: float
             obs, steps = step.obs, steps + n
         if done_count == 0:
             raise RuntimeError(f"diagnostics: no episode of {env_id} ended in {steps} steps")
-        return storage.episodes(gamma)
+        return storage.episodes(gamma, bootstrap)
     finally:
         envs.close()
 
@@ -429,7 +430,8 @@ class Diagnostics:
             else:
                 started = time.perf_counter()
                 batch = collect_episodes(agent.policy, self.cfg.env, s.episodes, seed,
-                                         agent.config.gamma, self.device)
+                                         agent.config.gamma, self.device,
+                                         bootstrap=agent.truncation_bootstrap())
                 report = measure_reinforce(agent, batch)
                 report.seconds = time.perf_counter() - started
         report.global_step = int(global_step)

@@ -122,6 +122,12 @@ class Reinforce:
     def _value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.value(obs).squeeze(-1)
 
+    def truncation_bootstrap(self):
+        """V(s) to add γ·V(s_T) to episodes cut by a time limit, or None (module doc)."""
+        if self.value is not None and self.config.bootstrap_truncated:
+            return self._value
+        return None
+
     # -- losses -----------------------------------------------------------------------------
     def log_prob(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """log π_θ(a_t|s_t) of the stored actions, and the closed-form entropy where one exists
@@ -235,9 +241,8 @@ class Reinforce:
         """One update once ``batch_steps`` steps of completed episodes are stored, else None."""
         if len(self.storage) < self.config.batch_steps:
             return None
-        bootstrap = self._value if (self.value is not None
-                                    and self.config.bootstrap_truncated) else None
-        metrics = self.update(self.storage.episodes(self.config.gamma, bootstrap))
+        metrics = self.update(self.storage.episodes(self.config.gamma,
+                                                    self.truncation_bootstrap()))
         self.storage.clear()  # the policy changed: the batch and the running episodes are stale
         return metrics
 

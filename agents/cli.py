@@ -409,8 +409,9 @@ def eval_parser() -> argparse.ArgumentParser:
                    help="episodes to run (default 10)")
     p.add_argument("--stochastic", action="store_true",
                    help="sample actions instead of taking the policy's mode")
-    p.add_argument("--seed", type=int, default=0, metavar="S",
-                   help="episode i is reset with seed S+i (default 0)")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="episode i is reset with seed S+i (default: the seeds the training "
+                        "run evaluated with; 0 for a policy file outside a run directory)")
     p.add_argument("--env", metavar="ID", help="another env id with the same spaces "
                                                 "(default: the one the policy was trained on)")
     p.add_argument("--video", metavar="DIR", help="record every episode as mp4 into DIR "
@@ -485,7 +486,7 @@ def cmd_eval(args: list[str]) -> int:
     opts = eval_parser().parse_args(args)
     policy_file, run_dir = _resolve_target(opts.target)
     from agents.checkpoint import load_policy
-    from agents.evaluation import evaluate
+    from agents.evaluation import eval_seed, evaluate
     from agents.runner import resolve_device
 
     policy = load_policy(policy_file, device=resolve_device(opts.device))
@@ -502,6 +503,8 @@ def cmd_eval(args: list[str]) -> int:
     env = _make_eval_env(env_id, opts.video, name)
     try:
         _check_fits(policy, policy_file, env, env_id)
+        if opts.seed is None:  # reproduce the run's own evaluation episodes
+            opts.seed = eval_seed(train_cfg["seed"]) if train_cfg is not None else 0
         result = evaluate(policy, env_id, opts.episodes, seed=opts.seed,
                           deterministic=not opts.stochastic, env=env)
     finally:

@@ -78,3 +78,27 @@ def test_sac_reaches_the_continuous_bandit_target(tmp_path, monkeypatch, estimat
     action = agent.policy.act(torch.zeros(1, 1), deterministic=True).item()
     assert abs(action - 0.5) < 0.1, action
     assert result.final_eval.return_mean > -0.01  # −(a − 0.5)² at the deterministic action
+
+
+def test_eval_reproduces_the_runs_logged_evaluation_and_stochastic_eval_is_seeded(
+        tmp_path, monkeypatch, capsys):
+    import json
+
+    from agents.cli import main
+    from agents.evaluation import eval_seed, evaluate
+
+    result, agent, _ = run(tmp_path, monkeypatch, "Pendulum-v1", "pathwise", total_steps=200,
+                           seed=3)
+    # `pathwise eval RUN` defaults to the run's own evaluation seeds: same mean as logged.
+    assert main(["eval", str(result.run_dir), "--episodes", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["return_mean"] == result.final_eval.return_mean
+    # Evaluation seeds differ between neighbouring training seeds (no shared start states).
+    assert abs(eval_seed(3) - eval_seed(4)) >= 1000 and eval_seed(3) > 1000
+    # Stochastic evaluation is reproducible for a seed, and leaves the global RNG alone.
+    state = torch.get_rng_state()
+    first = evaluate(agent.policy, "Pendulum-v1", 2, seed=5, deterministic=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    again = evaluate(agent.policy, "Pendulum-v1", 2, seed=5, deterministic=False)
+    other = evaluate(agent.policy, "Pendulum-v1", 2, seed=6, deterministic=False)
+    assert first.returns == again.returns and first.returns != other.returns

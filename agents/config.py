@@ -27,9 +27,13 @@ class EstimatorConfig:
         if self.name == "pathwise":
             return get_estimator("pathwise", num_samples=self.num_samples or 1)
         if self.name == "score":
-            n = self.num_samples or 4
-            baseline = self.baseline if n > 1 else "none"
-            return get_estimator("score", num_samples=n, baseline=baseline)
+            # A single sample has no leave-one-out baseline: get_estimator says so in one line
+            # rather than this silently dropping the baseline the config asked for.
+            return get_estimator("score", num_samples=self.num_samples or 4,
+                                 baseline=self.baseline)
+        if self.name == "exact" and self.num_samples:
+            raise ValueError("estimator 'exact' sums over every action: "
+                             "estimator.num_samples does not apply (leave it at 0)")
         return get_estimator(self.name)
 
 
@@ -90,11 +94,20 @@ class TrainConfig:
     log_every: int = param(1000, "env steps between logged training losses")
     torch_threads: int = param(0, "torch intra-op threads (0: torch's default); in a sweep (-m), "
                                   "at most the job's share of the cores, which 0 takes whole")
+    compile: bool = param(False, "wrap the agent's update (its loss functions, forward and "
+                                 "backward) in torch.compile; CPU or CUDA")
+    compile_mode: str = param("default", "torch.compile mode: default | reduce-overhead | "
+                                         "max-autotune | max-autotune-no-cudagraphs")
+    cudagraphs: bool = param(False, "capture the compiled update as CUDA graphs (implies "
+                                    "compile; device=cuda only)")
     nan_policy: str = param("stop", "non-finite loss or parameter: stop (exit 1, last good "
                                     "checkpoint kept) | skip (skip the update, count in "
                                     "charts/nan_skips)")
     wandb: WandbConfig = param(WandbConfig(), "Weights & Biases logging")
     diagnostics: DiagnosticsConfig = param(DiagnosticsConfig(), "estimator gradient diagnostics")
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def check_positive(name: str, value, allow_zero: bool = False) -> None:

@@ -149,6 +149,10 @@ def test_runtime_config_errors_are_one_line_and_exit_2(capsys, tmp_path):
         (["agent.temperature.start=2"], "agent.temperature applies to Discrete actions only"),
         (["env=CartPole-v1", "agent.target_entropy=-1"],
          "agent.target_entropy=-1.0 is outside [0, log 2 = 0.693]"),
+        # Estimator options that cannot apply are refused, not silently dropped.
+        (["estimator=score", "estimator.num_samples=1"], "needs num_samples >= 2"),
+        (["env=CartPole-v1", "estimator=exact", "estimator.num_samples=4"],
+         "estimator.num_samples does not apply"),
     ]:
         code, _, err = run_cli(capsys, "train", *overrides, "wandb.mode=disabled",
                                f"run_dir={tmp_path / 'never'}")

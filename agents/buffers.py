@@ -29,15 +29,18 @@ class ReplayBuffer:
                  device: torch.device | str = "cpu"):
         self.capacity = int(capacity)
         self.device = torch.device(device)
+        # torch.empty, not zeros: rows are read only once written (indices < size), and on the
+        # CPU untouched pages of a large allocation cost no memory, so a 1M-transition buffer
+        # grows in resident memory as it fills instead of all at once.
         f32 = dict(dtype=torch.float32, device=self.device)
-        self.obs = torch.zeros(self.capacity, obs_dim, **f32)
-        self.next_obs = torch.zeros(self.capacity, obs_dim, **f32)
+        self.obs = torch.empty(self.capacity, obs_dim, **f32)
+        self.next_obs = torch.empty(self.capacity, obs_dim, **f32)
         if discrete:
-            self.action = torch.zeros(self.capacity, dtype=torch.long, device=self.device)
+            self.action = torch.empty(self.capacity, dtype=torch.long, device=self.device)
         else:
-            self.action = torch.zeros(self.capacity, action_dim, **f32)
-        self.reward = torch.zeros(self.capacity, **f32)
-        self.terminated = torch.zeros(self.capacity, **f32)
+            self.action = torch.empty(self.capacity, action_dim, **f32)
+        self.reward = torch.empty(self.capacity, **f32)
+        self.terminated = torch.empty(self.capacity, **f32)
         self.pos = 0  # next row to write
         self.size = 0
 
@@ -47,7 +50,10 @@ class ReplayBuffer:
     def add(self, obs, action, reward, next_obs, terminated) -> None:
         """Store a batch of transitions (one per env), wrapping around when full."""
         n = obs.shape[0]
-        idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
+        if self.pos + n <= self.capacity:  # the usual case: one contiguous block of rows
+            idx = slice(self.pos, self.pos + n)
+        else:
+            idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
         self.obs[idx] = obs
         self.action[idx] = action
         self.reward[idx] = reward
@@ -163,8 +169,10 @@ class RolloutStorage:
         """Steps of completed fresh episodes: the size of the next batch."""
         return self.completed_steps
 
-    def add(self, obs, action, reward, next_obs, terminated, truncated, pre_tanh=None) -> None:
-        """Store one vector step (one transition per env)."""
+    def add(self, obs, action, reward, next_obs, terminated, truncated, pre_tanh=None,
+            done: list[bool] | None = None) -> None:
+        """Store one vector step (one transition per env). ``done``: terminated | truncated
+        per env as host booleans, when the caller has them (else read from the tensors)."""
         if self.pos == self.capacity:
             self._grow()
         t = self.pos
@@ -178,9 +186,10 @@ class RolloutStorage:
         self.next_obs[t] = next_obs
         self.terminated[t] = terminated
         self.truncated[t] = truncated
-        self.valid[t] = torch.tensor(self.fresh, device=self.device)
-        # The one device→host read per step: which envs ended an episode.
-        done = (terminated | truncated).tolist()
+        # Host → device without waiting for the device (pageable memory, non_blocking).
+        self.valid[t] = torch.tensor(self.fresh).to(self.device, non_blocking=True)
+        if done is None:  # a device→host read: which envs ended an episode
+            done = (terminated | truncated).tolist()
         for e in range(self.num_envs):
             if self.fresh[e]:
                 self.running[e] += 1

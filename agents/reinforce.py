@@ -235,7 +235,7 @@ class Reinforce:
             raise RuntimeError("Reinforce.observe needs the action returned by the last act() "
                                "(its pre-tanh draw is stored with it); REINFORCE is on-policy")
         self.storage.add(obs, action, step.reward, step.next_obs, step.terminated,
-                         step.truncated, self._last_pre_tanh)
+                         step.truncated, self._last_pre_tanh, done=getattr(step, "done", None))
 
     def train_step(self, global_step: int) -> dict[str, torch.Tensor] | None:
         """One update once ``batch_steps`` steps of completed episodes are stored, else None."""

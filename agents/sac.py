@@ -40,7 +40,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.func import functional_call
 
 from agents.buffers import Batch, ReplayBuffer
 from agents.fields import param
@@ -152,6 +151,10 @@ class SACConfig:
         return problems
 
 
+# compile_mode → the torch.compile mode that adds CUDA graphs to it (cudagraphs=true).
+CUDAGRAPH_MODES = {"default": "reduce-overhead", "max-autotune-no-cudagraphs": "max-autotune"}
+
+
 def make_adam(params, lr: float) -> torch.optim.Adam:
     """Adam, fused into one kernel where this torch build supports it on the device."""
     params = list(params)
@@ -194,7 +197,16 @@ class SAC:
         else:
             self.target_entropy = -float(action_dim)
         self.buffer = ReplayBuffer(config.buffer_size, obs_dim, action_dim, discrete, self.device)
+        # Parameter lists, made once: a module's .parameters() walks its submodules each call.
+        self._critic_params = list(self.critic.parameters())
+        self._target_params = list(self.critic_target.parameters())
+        self._policy_params = list(self.policy.parameters())
         self.temperature = config.temperature(0)
+        # The same temperature as a device tensor, which the losses read: a compiled loss then
+        # takes it as an input instead of specialising (recompiling) on each new value.
+        self._temperature = torch.tensor(self.temperature, device=self.device)
+        self.compiled = False  # see compile()
+        self._cudagraphs = False
         self._update_credit = 0.0  # fractional updates owed (updates_per_step may be < 1)
         # nan_policy=skip: optimizer steps skipped for a non-finite loss or gradient, counted
         # on the device (agents.guards).
@@ -206,7 +218,14 @@ class SAC:
         return self.log_alpha.detach().exp()
 
     def _dist(self, obs):
-        return self.policy.distribution(obs, self.temperature, self.config.hard)
+        if self.discrete:
+            return self.policy.distribution(obs, self._temperature, self.config.hard)
+        return self.policy.distribution(obs)
+
+    def _set_temperature(self, value: float) -> None:
+        if value != self.temperature:
+            self.temperature = value
+            self._temperature.fill_(value)
 
     # -- losses -----------------------------------------------------------------------------
     def critic_loss(self, batch: Batch) -> torch.Tensor:
@@ -237,20 +256,20 @@ class SAC:
         """``(π(·|s), cost)`` for the actor objective J(s) = E_a[α log π(a|s) − min_i Q_i(s, a)]:
         the cost is the −min_i Q_i part (the estimator adds α log π), per state.
 
-        The critic enters with detached parameters: the actor's loss sends no gradient into
-        the critic. Shared by ``actor_loss`` and by ``agents.diagnostics``, so that the
-        gradient statistics are measured on exactly the objective the actor is trained on.
+        The critic enters with detached parameters (``frozen=True``): the actor's loss sends
+        no gradient into the critic, and its backward pass computes no critic weight gradient.
+        Shared by ``actor_loss`` and by ``agents.diagnostics``, so that the gradient statistics
+        are measured on exactly the objective the actor is trained on.
         """
-        critic_params = {k: v.detach() for k, v in self.critic.named_parameters()}
         dist = self._dist(obs)
         if self.discrete:
-            q = functional_call(self.critic, critic_params, (obs,)).min(0).values  # (B, |A|)
+            q = self.critic(obs, frozen=True).min(0).values  # (B, |A|)
 
             def cost(y):  # y: (..., B, |A|) one-hot or relaxed
                 return -(y * q).sum(-1)
         else:
             def cost(a):  # a: (..., B, A)
-                return -functional_call(self.critic, critic_params, (obs, a)).min(0).values
+                return -self.critic(obs, a, frozen=True).min(0).values
         return dist, cost
 
     def actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -274,11 +293,13 @@ class SAC:
 
     # -- one gradient step ------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self._cudagraphs:  # a new iteration: the graphs may reuse the last one's memory
+            torch.compiler.cudagraph_mark_step_begin()
         critic_loss = self.critic_loss(batch)
-        self._step(self.critic_optimizer, critic_loss, self.critic.parameters())
+        self._step(self.critic_optimizer, critic_loss, self._critic_params)
 
         actor_loss, entropy = self.actor_loss(batch.obs)
-        self._step(self.actor_optimizer, actor_loss, self.policy.parameters())
+        self._step(self.actor_optimizer, actor_loss, self._policy_params)
 
         metrics = {"losses/critic": critic_loss.detach(), "losses/actor": actor_loss.detach(),
                    "charts/entropy": entropy}
@@ -286,14 +307,35 @@ class SAC:
             alpha_loss = self.alpha_loss(entropy)
             self._step(self.alpha_optimizer, alpha_loss, [self.log_alpha])
             metrics["losses/alpha"] = alpha_loss.detach()
+        if self._cudagraphs:  # outputs of a CUDA graph are overwritten by its next replay
+            metrics = {k: v.clone() for k, v in metrics.items()}
         metrics["charts/alpha"] = self.alpha
         if self.skip_nonfinite:
             metrics["charts/nan_skips"] = self.nan_skips.clone()
 
         with torch.no_grad():  # Polyak averaging: θ' ← θ' + τ(θ − θ')
-            torch._foreach_lerp_(list(self.critic_target.parameters()),
-                                 list(self.critic.parameters()), self.config.tau)
+            torch._foreach_lerp_(self._target_params, self._critic_params, self.config.tau)
         return metrics
+
+    def compile(self, mode: str = "default", cudagraphs: bool = False) -> None:
+        """Wrap the losses (``critic_loss``, ``actor_loss``, ``alpha_loss``) in
+        ``torch.compile``, forward and backward; the optimizer steps (fused Adam: one kernel
+        each) and the Polyak update (one foreach kernel) stay eager.
+
+        ``cudagraphs``: also capture the compiled graphs as CUDA graphs (inductor's CUDA graph
+        trees, what ``mode="reduce-overhead"`` does): each loss and its backward replay as one
+        launch. CUDA only. Before each update the step is marked as a new iteration, and the
+        metrics are cloned out of the graphs' memory, which the next replay overwrites.
+        """
+        if cudagraphs:
+            if self.device.type != "cuda":
+                raise ValueError(f"cudagraphs needs a CUDA device; this agent is on "
+                                 f"{self.device.type}")
+            mode = CUDAGRAPH_MODES.get(mode, mode)
+        self.critic_loss = torch.compile(self.critic_loss, mode=mode)
+        self.actor_loss = torch.compile(self.actor_loss, mode=mode)
+        self.alpha_loss = torch.compile(self.alpha_loss, mode=mode)
+        self.compiled, self._cudagraphs = True, cudagraphs
 
     def _step(self, optimizer, loss: torch.Tensor, params) -> None:
         skipped = optimizer_step(optimizer, loss, params, self.skip_nonfinite)
@@ -316,7 +358,7 @@ class SAC:
 
     def train_step(self, global_step: int) -> dict[str, torch.Tensor] | None:
         """Updates owed for the transitions just collected, once past ``learning_starts``."""
-        self.temperature = self.config.temperature(global_step)
+        self._set_temperature(self.config.temperature(global_step))
         if global_step < self.config.learning_starts:
             return None
         self._update_credit += self.config.updates_per_step * self.num_envs
@@ -356,7 +398,7 @@ class SAC:
         if self.alpha_optimizer is not None:
             self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
         self.buffer.load_state_dict(state["buffer"])
-        self.temperature = float(state["temperature"])
+        self._set_temperature(float(state["temperature"]))
         self._update_credit = float(state["update_credit"])
         if "nan_skips" in state:
             self.nan_skips.copy_(state["nan_skips"])

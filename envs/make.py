@@ -272,7 +272,7 @@ def scale_action(policy_action, low, high):
         return torch.minimum(torch.maximum(action, low), high)
     low, high = np.asarray(low), np.asarray(high)
     action = low + (np.asarray(policy_action) + 1.0) * 0.5 * (high - low)
-    return np.clip(action, low, high)
+    return np.minimum(np.maximum(action, low), high)  # np.clip's values, at a third of its cost
 
 
 class StepResult(NamedTuple):
@@ -290,6 +290,9 @@ class StepResult(NamedTuple):
     truncated: torch.Tensor  # (num_envs,) bool: cut short (time limit); bootstrap from next_obs
     episode_returns: list[float]  # returns of the episodes that ended this step
     episode_lengths: list[int]  # their lengths, in the same order
+    # terminated | truncated per env, on the host: an agent can branch on episode ends
+    # without reading the device (a GPU sync).
+    done: list[bool] | None = None
 
 
 class TorchVecEnv:
@@ -431,15 +434,29 @@ class TorchVecEnv:
             episode_returns = [float(r) for r in info["episode"]["r"][ended]]
             episode_lengths = [int(n) for n in info["episode"]["l"][ended]]
 
-        return StepResult(
-            obs=self._to_device(obs, np.float32),
-            next_obs=self._to_device(next_obs, np.float32),
-            reward=self._to_device(reward, np.float32),
-            terminated=self._to_device(terminated, np.bool_),
-            truncated=self._to_device(truncated, np.bool_),
-            episode_returns=episode_returns,
-            episode_lengths=episode_lengths,
-        )
+        if self.device.type == "cpu":  # from_numpy: the tensors share the arrays' memory
+            tensors = (self._to_device(obs, np.float32), self._to_device(next_obs, np.float32),
+                       self._to_device(reward, np.float32),
+                       self._to_device(terminated, np.bool_),
+                       self._to_device(truncated, np.bool_))
+        else:
+            tensors = self._packed_to_device(obs, next_obs, reward, terminated, truncated)
+        return StepResult(*tensors, episode_returns=episode_returns,
+                          episode_lengths=episode_lengths, done=done.tolist())
+
+    def _packed_to_device(self, obs, next_obs, reward, terminated, truncated):
+        """The step's five arrays in one pinned host buffer and one asynchronous copy, instead
+        of five copies that each wait for the device to drain its queue."""
+        d = self.obs_dim
+        packed = np.empty((self.num_envs, 2 * d + 3), dtype=np.float32)
+        packed[:, :d], packed[:, d:2 * d] = obs, next_obs
+        packed[:, 2 * d], packed[:, 2 * d + 1], packed[:, 2 * d + 2] = \
+            reward, terminated, truncated
+        # pin_memory draws from torch's caching host allocator, which keeps the block until the
+        # copy has run, so the buffer is never reused under an in-flight transfer.
+        device = torch.from_numpy(packed).pin_memory().to(self.device, non_blocking=True)
+        obs_t, next_t, rest = device[:, :d], device[:, d:2 * d], device[:, 2 * d:]
+        return obs_t, next_t, rest[:, 0], rest[:, 1].bool(), rest[:, 2].bool()
 
     # ---- saving and restoring ----------------------------------------------------------
 

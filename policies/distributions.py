@@ -77,7 +77,9 @@ class TanhNormal(Distribution):
         event_dims: int = 1,
         validate_args: bool | None = None,
     ):
-        loc, scale = broadcast_all(loc, scale)
+        if not (isinstance(loc, torch.Tensor) and isinstance(scale, torch.Tensor)
+                and loc.shape == scale.shape):
+            loc, scale = broadcast_all(loc, scale)
         if event_dims not in (0, 1):
             raise ValueError(f"TanhNormal: event_dims must be 0 or 1, got {event_dims}")
         if event_dims > loc.dim():
@@ -85,20 +87,26 @@ class TanhNormal(Distribution):
                 f"TanhNormal: event_dims={event_dims} needs loc with at least {event_dims} "
                 f"dimension(s), got shape {tuple(loc.shape)}"
             )
-        low = torch.as_tensor(low, dtype=loc.dtype, device=loc.device)
-        high = torch.as_tensor(high, dtype=loc.dtype, device=loc.device)
+        # Bounds given as numbers stay Python floats: no tensors to build per distribution
+        # (the policy makes one per forward pass), and the default (−1, 1) map is tanh itself.
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+            low, high = float(low), float(high)
+        else:
+            low = torch.as_tensor(low, dtype=loc.dtype, device=loc.device)
+            high = torch.as_tensor(high, dtype=loc.dtype, device=loc.device)
         # Value checks read the tensors back to the host (a CUDA sync), so like torch's own
         # they run only when argument validation is on; agents turn it off in the hot loop.
         if _validating(validate_args):
             if not torch.all(scale > 0):
                 raise ValueError("TanhNormal: scale must be positive everywhere")
-            if not torch.all(high > low):
+            if not torch.all(torch.as_tensor(high > low)):
                 raise ValueError("TanhNormal: every high bound must exceed its low bound")
         self.loc, self.scale = loc, scale
         self.low, self.high = low, high
         # Affine map from tanh's (-1, 1) to (low, high): a = half_range · tanh(u) + center.
         self._half_range = (high - low) / 2.0
         self._center = (high + low) / 2.0
+        self._unit = isinstance(low, float) and (low, high) == (-1.0, 1.0)
         self._event_dims = event_dims
         shape = loc.shape
         split = len(shape) - event_dims
@@ -133,6 +141,8 @@ class TanhNormal(Distribution):
         a custom bound at saturation (``tanh(u) == ±1``), which would put the sample outside
         the support; it passes the gradient unchanged everywhere inside ``[low, high]``.
         """
+        if self._unit:  # tanh(u) lies in [−1, 1] exactly: nothing to map or clamp
+            return torch.tanh(u)
         a = self._half_range * torch.tanh(u) + self._center
         return torch.clamp(a, self.low, self.high)
 
@@ -145,7 +155,10 @@ class TanhNormal(Distribution):
         log_normal = (
             -((u - self.loc) ** 2) / (2 * var) - self.scale.log() - 0.5 * math.log(2 * math.pi)
         )
-        per_dim = log_normal - log1m_tanh_sq(u) - torch.log(self._half_range)
+        per_dim = log_normal - log1m_tanh_sq(u)
+        if not self._unit:  # the affine map's log-Jacobian; log 1 = 0 on [−1, 1]
+            per_dim = per_dim - (math.log(self._half_range) if isinstance(self._half_range, float)
+                                 else torch.log(self._half_range))
         return self._sum_event(per_dim)
 
     def _sum_event(self, x: torch.Tensor) -> torch.Tensor:
@@ -237,10 +250,15 @@ class GumbelSoftmax(Distribution):
             logits = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
         if logits.dim() < 1:
             raise ValueError("GumbelSoftmax: logits need a last dimension over the categories")
-        if isinstance(temperature, (int, float)) or _validating(validate_args):
-            if not torch.all(torch.as_tensor(temperature) > 0):
+        if isinstance(temperature, (int, float)):
+            # A number stays a number: no tensor to build (on a GPU, a host-to-device copy).
+            if not temperature > 0:
                 raise ValueError(f"GumbelSoftmax: temperature must be > 0, got {temperature}")
-        temperature = torch.as_tensor(temperature, dtype=logits.dtype, device=logits.device)
+            temperature = float(temperature)
+        else:
+            if _validating(validate_args) and not torch.all(torch.as_tensor(temperature) > 0):
+                raise ValueError(f"GumbelSoftmax: temperature must be > 0, got {temperature}")
+            temperature = torch.as_tensor(temperature, dtype=logits.dtype, device=logits.device)
         # Normalised logits: log-probabilities, so that log_prob needs no logsumexp.
         self.logits = logits - logits.logsumexp(-1, keepdim=True)
         self.temperature = temperature

@@ -115,6 +115,17 @@ class RolloutStorage:
     fresh again at its next episode boundary. An env that ended an episode on the very step
     of the update starts its next episode under the new policy and is not stale.
 
+    Which episodes make a batch. Taking the episodes *completed* when enough steps are in
+    would favour short ones with several envs: the episode an env is running at that moment
+    is more likely a long one (the inspection paradox of renewal processes), and it would be
+    left out. So ``close()`` (called once ``batch_steps`` completed steps are in) makes each
+    env's batch the episodes it *started* before that moment: the running ones are finished
+    and kept, the ones started after it are not recorded, and ``ready`` says when the last
+    running one has ended. Whether an env's k-th episode starts before a given time depends
+    only on its earlier episodes (a stopping time), so by Wald's identity the batch's sum over
+    episodes is unbiased for E[#episodes]·E[per-episode term], whatever the lengths. With one
+    env the two rules coincide.
+
     Truncation. An episode cut by a time limit is complete here, but its return is missing
     the tail beyond the cut. ``episodes(gamma, bootstrap)`` can add γ·V(s_T) at such steps
     (Pardo et al. 2018, "Time Limits in Reinforcement Learning"); without it the tail is
@@ -136,6 +147,8 @@ class RolloutStorage:
         self.running = [0] * self.num_envs  # recorded steps of each env's running episode
         self.last_done = [-1] * self.num_envs  # row of each env's last recorded episode end
         self.completed_steps = 0  # steps of completed, fresh episodes: what a batch holds
+        self.closing = False  # after close(): episodes that start now are not recorded
+        self.just_done = [True] * self.num_envs  # did the env's last step end an episode?
 
     _FIELDS = ("obs", "action", "pre_tanh", "reward", "next_obs", "terminated", "truncated",
                "valid")
@@ -197,10 +210,32 @@ class RolloutStorage:
                     self.completed_steps += self.running[e]
                     self.last_done[e] = t
             if done[e]:
-                # Whatever this episode was, the env's next one starts under the current policy.
+                # Whatever this episode was, the env's next one starts under the current
+                # policy: recorded, unless the batch is closing (class doc).
                 self.running[e] = 0
-                self.fresh[e] = True
+                self.fresh[e] = not self.closing
+            self.just_done[e] = bool(done[e])
         self.pos += 1
+
+    def close(self) -> None:
+        """Stop recording new episodes: the batch is the completed episodes plus the running
+        fresh ones, once those end (``ready``). See the class doc for why."""
+        self.closing = True
+        for e in range(self.num_envs):
+            if self.running[e] == 0:  # nothing recorded yet: this episode starts after closing
+                self.fresh[e] = False
+
+    @property
+    def ready(self) -> bool:
+        """Closed, and every episode started before closing has ended."""
+        return self.closing and not any(self.fresh)
+
+    def batch_ready(self, min_steps: int) -> bool:
+        """Whether a batch can be taken: closes the storage once ``min_steps`` steps of
+        completed episodes are in, then waits until it is ``ready``."""
+        if not self.closing and self.completed_steps >= min_steps:
+            self.close()
+        return self.ready
 
     def completed_mask(self) -> torch.Tensor:
         """(rows, num_envs) bool: steps of completed fresh episodes, for rows [0, pos)."""
@@ -250,22 +285,23 @@ class RolloutStorage:
     def clear(self) -> None:
         """Forget every stored step; call after each policy update. An env whose last step
         was not an episode end is mid-episode under the old policy: stale until it ends."""
-        for e in range(self.num_envs):
-            # Fresh with nothing recorded yet ⟺ the env's last step ended an episode.
-            self.fresh[e] = self.fresh[e] and self.running[e] == 0
-            self.running[e] = 0
-            self.last_done[e] = -1
+        self.fresh = list(self.just_done)
+        self.running = [0] * self.num_envs
+        self.last_done = [-1] * self.num_envs
         self.pos = 0
         self.completed_steps = 0
+        self.closing = False
 
     def drop_running(self) -> None:
         """Forget the steps of running episodes: the envs were reset (a resume whose env state
         could not be rebuilt), so those episodes will never complete. Completed episodes stay;
-        every env starts fresh."""
+        every env starts fresh (or, if the batch is closing, records nothing more: it is
+        ready)."""
         self.valid[: self.pos] &= self.completed_mask()
         self.pos = max(self.last_done) + 1
-        self.fresh = [True] * self.num_envs
+        self.fresh = [not self.closing] * self.num_envs
         self.running = [0] * self.num_envs
+        self.just_done = [True] * self.num_envs
 
     def state_dict(self) -> dict:
         """Every stored row, running episodes included, with the host-side bookkeeping (for
@@ -274,6 +310,7 @@ class RolloutStorage:
                  if getattr(self, name) is not None}
         state.update(pos=self.pos, fresh=list(self.fresh), running=list(self.running),
                      last_done=list(self.last_done), completed_steps=self.completed_steps,
+                     closing=self.closing, just_done=list(self.just_done),
                      num_envs=self.num_envs)
         return state
 
@@ -293,3 +330,6 @@ class RolloutStorage:
         # A checkpoint from before running episodes were saved holds completed ones only.
         self.fresh = [bool(f) for f in state.get("fresh", [True] * self.num_envs)]
         self.running = [int(n) for n in state.get("running", [0] * self.num_envs)]
+        self.closing = bool(state.get("closing", False))
+        self.just_done = [bool(d) for d in state.get("just_done",
+                                                      [n == 0 for n in self.running])]

@@ -333,7 +333,8 @@ def measure_sac(agent, obs: torch.Tensor, samples: int = 16, num_samples: int = 
 def collect_episodes(policy, env_id: str, episodes: int, seed: int, gamma: float,
                      device, num_envs: int = 8, max_steps: int = 200_000, bootstrap=None):
     """At least ``episodes`` fresh episodes of ``policy`` in an env of our own: an
-    ``EpisodeBatch`` (returns-to-go G_t), the steps of the completed episodes only.
+    ``EpisodeBatch`` (returns-to-go G_t), the steps of the completed episodes only, those
+    running when the count is reached included (``RolloutStorage.close``: no length bias).
     ``bootstrap``: V(s) for truncated episodes, as the agent trains with (or None)."""
     from agents.buffers import RolloutStorage
     from envs.make import make_vec_env
@@ -344,7 +345,7 @@ def collect_episodes(policy, env_id: str, episodes: int, seed: int, gamma: float
         storage = RolloutStorage(n, envs.obs_dim, envs.action_dim, envs.is_discrete, device,
                                  capacity=256)
         obs, done_count, steps = envs.reset(seed=seed), 0, 0
-        while done_count < episodes and steps < max_steps:
+        while not storage.ready and steps < max_steps:
             with torch.no_grad():
                 dist = policy.distribution(obs)
                 if envs.is_discrete:
@@ -357,6 +358,8 @@ def collect_episodes(policy, env_id: str, episodes: int, seed: int, gamma: float
                         step.truncated, u)
             done_count += int((step.terminated | step.truncated).sum())
             obs, steps = step.obs, steps + n
+            if done_count >= episodes and not storage.closing:
+                storage.close()
         if done_count == 0:
             raise RuntimeError(f"diagnostics: no episode of {env_id} ended in {steps} steps")
         return storage.episodes(gamma, bootstrap)

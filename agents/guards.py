@@ -1,4 +1,4 @@
-"""Guards against NaN and ±inf in training (``nan_policy``).
+"""Guards against NaN and ±inf in training (``nan_policy``), and the optimizer they guard.
 
 * ``stop`` (default): the runner checks the last losses and every parameter at each log
   interval and before each checkpoint (one host sync each time, never per step), and stops
@@ -14,6 +14,16 @@ from __future__ import annotations
 import torch
 
 NAN_POLICIES = ("stop", "skip")
+
+
+def make_adam(params, lr: float) -> torch.optim.Adam:
+    """Adam, fused into one kernel where this torch build supports it on the device (which
+    also lets ``optimizer_step`` skip a non-finite step without a host sync)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr)
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params,

@@ -34,8 +34,7 @@ import torch.nn.functional as F
 
 from agents.buffers import EpisodeBatch, RolloutStorage
 from agents.fields import param
-from agents.guards import optimizer_step
-from agents.sac import make_adam
+from agents.guards import make_adam, optimizer_step
 from policies.networks import mlp
 from policies.policy import Policy
 
@@ -97,14 +96,15 @@ class Reinforce:
 
     def __init__(self, obs_dim: int, action_dim: int, discrete: bool, config: ReinforceConfig,
                  estimator, device: torch.device | str = "cpu", num_envs: int = 1,
-                 action_low=None, action_high=None, nan_policy: str = "stop"):
+                 action_low=None, action_high=None, action_start: int = 0,
+                 nan_policy: str = "stop"):
         if getattr(estimator, "name", estimator) != "score":
             raise ValueError("REINFORCE is a score-function method: use estimator=score")
         self.config = config
         self.device = torch.device(device)
         self.discrete, self.action_dim, self.num_envs = discrete, action_dim, num_envs
-        self.policy = Policy(obs_dim, action_dim, discrete, config.hidden_sizes,
-                             action_low, action_high).to(self.device)
+        self.policy = Policy(obs_dim, action_dim, discrete, config.hidden_sizes, action_low,
+                             action_high, action_start=action_start).to(self.device)
         self.actor_optimizer = make_adam(self.policy.parameters(), config.lr)
         self.value = self.value_optimizer = None
         if config.baseline == "value":
@@ -238,8 +238,10 @@ class Reinforce:
                          step.truncated, self._last_pre_tanh, done=getattr(step, "done", None))
 
     def train_step(self, global_step: int) -> dict[str, torch.Tensor] | None:
-        """One update once ``batch_steps`` steps of completed episodes are stored, else None."""
-        if len(self.storage) < self.config.batch_steps:
+        """One update once ``batch_steps`` steps of completed episodes are stored and the
+        episodes running at that moment have ended (``RolloutStorage``: no length bias), else
+        None."""
+        if not self.storage.batch_ready(self.config.batch_steps):
             return None
         metrics = self.update(self.storage.episodes(self.config.gamma,
                                                     self.truncation_bootstrap()))

@@ -195,7 +195,8 @@ def build_agent(cfg: TrainConfig, envs, device: torch.device):
         estimator = cfg.estimator.build()
         agent = agent_cls(envs.obs_dim, envs.action_dim, envs.is_discrete, cfg.agent, estimator,
                           device=device, num_envs=envs.num_envs, action_low=low,
-                          action_high=high, nan_policy=cfg.nan_policy)
+                          action_high=high, action_start=envs.action_start,
+                          nan_policy=cfg.nan_policy)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     if cfg.compile or cfg.cudagraphs:

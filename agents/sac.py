@@ -43,7 +43,7 @@ import torch
 
 from agents.buffers import Batch, ReplayBuffer
 from agents.fields import param
-from agents.guards import optimizer_step
+from agents.guards import make_adam, optimizer_step
 from policies.networks import QEnsemble
 from policies.policy import Policy
 
@@ -155,15 +155,6 @@ class SACConfig:
 CUDAGRAPH_MODES = {"default": "reduce-overhead", "max-autotune-no-cudagraphs": "max-autotune"}
 
 
-def make_adam(params, lr: float) -> torch.optim.Adam:
-    """Adam, fused into one kernel where this torch build supports it on the device."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr)
-
-
 class SAC:
     """SAC agent: networks, optimisers, replay buffer, and the update.
 
@@ -173,15 +164,16 @@ class SAC:
 
     def __init__(self, obs_dim: int, action_dim: int, discrete: bool, config: SACConfig,
                  estimator, device: torch.device | str = "cpu", num_envs: int = 1,
-                 action_low=None, action_high=None, nan_policy: str = "stop"):
+                 action_low=None, action_high=None, action_start: int = 0,
+                 nan_policy: str = "stop"):
         if estimator.name == "exact" and not discrete:
             raise ValueError("estimator 'exact' needs a Discrete action space (it sums over "
                              "all actions); this env has Box actions: use pathwise or score")
         self.config, self.estimator = config, estimator
         self.device = torch.device(device)
         self.discrete, self.action_dim, self.num_envs = discrete, action_dim, num_envs
-        self.policy = Policy(obs_dim, action_dim, discrete, config.hidden_sizes,
-                             action_low, action_high).to(self.device)
+        self.policy = Policy(obs_dim, action_dim, discrete, config.hidden_sizes, action_low,
+                             action_high, action_start=action_start).to(self.device)
         self.critic = QEnsemble(obs_dim, action_dim, discrete, config.hidden_sizes).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device,
@@ -326,6 +318,11 @@ class SAC:
         trees, what ``mode="reduce-overhead"`` does): each loss and its backward replay as one
         launch. CUDA only. Before each update the step is marked as a new iteration, and the
         metrics are cloned out of the graphs' memory, which the next replay overwrites.
+
+        Each agent compiles its own graphs (the first update takes tens of seconds); torch
+        recompiles a function for at most 8 agents per process (``torch._dynamo`` config
+        ``recompile_limit``) and runs later ones eagerly. On a CPU, measured on the 2-core
+        development machine, compiled updates are slower than eager ones (README, Benchmarks).
         """
         if cudagraphs:
             if self.device.type != "cuda":

@@ -328,12 +328,13 @@ class TorchVecEnv:
         if self.is_discrete:
             self.action_dim: int = int(space.n)
             self.action_low = self.action_high = None
-            self._discrete_start = int(space.start)
+            self.action_start: int = int(space.start)  # Discrete(n, start): env action i + start
             self._policy_action_space: spaces.Space = spaces.MultiDiscrete(
                 np.full(self.num_envs, self.action_dim)
             )
         else:
             self.action_dim = int(space.shape[0])
+            self.action_start = 0
             # float64 for the affine map; the result is cast to the env's dtype.
             self.action_low = space.low.astype(np.float64)
             self.action_high = space.high.astype(np.float64)
@@ -381,7 +382,7 @@ class TorchVecEnv:
                     f"got {actions.tolist()}"
                 )
             # The policy indexes 0..n-1; a Discrete(n, start=s) env wants s..s+n-1.
-            return actions.astype(np.int64) + self._discrete_start
+            return actions.astype(np.int64) + self.action_start
         if actions.shape != (self.num_envs, self.action_dim):
             raise ValueError(
                 f"expected Box actions of shape ({self.num_envs}, {self.action_dim}), "

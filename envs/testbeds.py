@@ -127,11 +127,14 @@ def gaussian_policy_gradient(mu, sigma, target):
 
 
 class DiscreteBandit(gym.Env):
-    """One step; reward rewards[a] for an action a in {0, ..., len(rewards) − 1}."""
+    """One step; reward rewards[a − start] for an action a in {start, ..., start + n − 1}
+    (``Discrete(n, start)``; ``start`` ≠ 0 checks that agents and saved policies offset their
+    indices the way the env expects)."""
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, rewards: Sequence[float] = (0.0, 0.5, 1.0), render_mode: str | None = None):
+    def __init__(self, rewards: Sequence[float] = (0.0, 0.5, 1.0), start: int = 0,
+                 render_mode: str | None = None):
         reward_array = np.asarray(rewards, dtype=np.float64)
         if reward_array.ndim != 1 or reward_array.size < 1:
             raise ValueError(f"rewards must be a non-empty sequence of floats, got {rewards!r}")
@@ -140,14 +143,17 @@ class DiscreteBandit(gym.Env):
         self.rewards = reward_array
         self.render_mode = render_mode
         self.observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-        self.action_space = spaces.Discrete(reward_array.size)
+        self.start = int(start)
+        self.action_space = spaces.Discrete(reward_array.size, start=self.start)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         return _zero_observation(), {}
 
     def step(self, action):
-        return _zero_observation(), float(self.rewards[int(action)]), True, False, {}
+        if not self.action_space.contains(action):
+            raise ValueError(f"action {action!r} is outside {self.action_space}")
+        return _zero_observation(), float(self.rewards[int(action) - self.start]), True, False, {}
 
 
 def _softmax(logits):

@@ -1,8 +1,9 @@
 """A policy: an MLP and a distribution head. What a saved policy is.
 
 Actions live in the *policy's* space: [-1, 1]^d for Box envs (a tanh-squashed Gaussian),
-an index for Discrete ones. ``predict`` maps them to the env's own action space, so a
-policy acts in a raw Gymnasium env and satisfies Stable-Baselines3's ``predict`` protocol.
+an index 0..n-1 for Discrete ones. ``predict`` maps them to the env's own action space (the
+Box bounds; a ``Discrete(n, start)``'s offset), so a policy acts in a raw Gymnasium env and
+satisfies Stable-Baselines3's ``predict`` protocol.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from envs.make import scale_action
 from policies.distributions import GumbelSoftmax, TanhNormal, bound_log_std
 from policies.networks import mlp
 
@@ -26,6 +28,7 @@ class Policy(nn.Module):
         discrete: which head.
         hidden_sizes: MLP widths.
         action_low, action_high: the env's Box bounds, for ``predict``.
+        action_start: the env's ``Discrete(n, start)`` offset, for ``predict``.
         log_std_bounds: range of the Gaussian's log-std (see ``bound_log_std``).
     """
 
@@ -33,13 +36,15 @@ class Policy(nn.Module):
                  hidden_sizes: Sequence[int] = (256, 256),
                  action_low: Sequence[float] | None = None,
                  action_high: Sequence[float] | None = None,
-                 log_std_bounds: tuple[float, float] = (-5.0, 2.0)):
+                 log_std_bounds: tuple[float, float] = (-5.0, 2.0),
+                 action_start: int = 0):
         super().__init__()
         self.obs_dim, self.action_dim, self.discrete = obs_dim, action_dim, discrete
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
         self.log_std_bounds = tuple(float(b) for b in log_std_bounds)
         # Discrete: logits. Box: mean and raw log-std of the pre-tanh Gaussian.
         self.net = mlp(obs_dim, action_dim if discrete else 2 * action_dim, self.hidden_sizes)
+        self.action_start = int(action_start)
         if not discrete:
             low = torch.as_tensor(action_low if action_low is not None else [-1.0] * action_dim,
                                   dtype=torch.float32)
@@ -53,7 +58,9 @@ class Policy(nn.Module):
         spec = {"obs_dim": self.obs_dim, "action_dim": self.action_dim,
                 "discrete": self.discrete, "hidden_sizes": list(self.hidden_sizes),
                 "log_std_bounds": list(self.log_std_bounds)}
-        if not self.discrete:
+        if self.discrete:
+            spec["action_start"] = self.action_start
+        else:
             spec["action_low"] = self.action_low.tolist()
             spec["action_high"] = self.action_high.tolist()
         return spec
@@ -76,11 +83,11 @@ class Policy(nn.Module):
         return action.argmax(-1) if self.discrete else action
 
     def to_env_action(self, action: torch.Tensor) -> np.ndarray:
-        """Policy-space action → the env's action space (rescaled to the Box bounds)."""
+        """Policy-space action → the env's action space: rescaled to the Box bounds, or offset
+        by the Discrete space's ``start`` (the map training used, ``envs.make.TorchVecEnv``)."""
         if self.discrete:
-            return action.cpu().numpy()
-        low, high = self.action_low, self.action_high
-        return (low + (high - low) * (action + 1.0) / 2.0).cpu().numpy()
+            return (action + self.action_start).cpu().numpy()
+        return scale_action(action, self.action_low, self.action_high).cpu().numpy()
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """Stable-Baselines3's protocol: ``(actions, state)`` for one or a batch of obs."""

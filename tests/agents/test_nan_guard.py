@@ -106,7 +106,7 @@ def test_reinforce_skips_the_steps_of_nan_returns():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_the_skip_costs_no_host_sync_on_cuda():
     """nan_policy=skip on a GPU: the fused optimizer takes the flag on the device."""
-    from agents.sac import make_adam
+    from agents.guards import make_adam
 
     torch.manual_seed(0)
     net = torch.nn.Linear(3, 2).cuda()

@@ -98,6 +98,44 @@ def test_episodes_running_at_an_update_are_stale_and_dropped():
     assert batch.done.tolist() == [False, True, True, False, True]
 
 
+def test_a_closed_batch_keeps_the_running_episodes_and_records_no_new_ones():
+    storage = RolloutStorage(2, OBS_DIM, 1, discrete=True)
+    add_step(storage, [1, 101], [1, 0])  # env 0: episode (1) ends; env 1 runs on
+    assert not storage.batch_ready(1)  # 1 completed step: closes, but env 1 is mid-episode
+    add_step(storage, [2, 102], [1, 0])  # env 0's episode (2) started after closing
+    assert not storage.batch_ready(1)
+    add_step(storage, [3, 103], [0, 1])  # env 1's episode (101..103) ends: ready
+    assert storage.batch_ready(1)
+    batch = storage.episodes(1.0)
+    assert batch.reward.tolist() == [1, 101, 102, 103]
+    storage.clear()
+    # env 1 ended on the update step: fresh; env 0 is mid-episode under the old policy.
+    assert storage.fresh == [False, True] and not storage.closing
+
+
+def test_batches_of_several_envs_are_not_biased_towards_short_episodes():
+    """Lengths 1 or 19 with probability 1/2 (mean 10), 8 envs, batches of >= 40 steps. By
+    Wald's identity E[steps − 10·episodes] = 0 per batch; keeping only the episodes completed
+    when 40 steps are in would put it far below (long episodes are the ones left running)."""
+    rng = np.random.default_rng(0)
+    n_envs, mean_length = 8, 10.0
+    storage = RolloutStorage(n_envs, OBS_DIM, 1, discrete=True)
+    left = rng.choice([1, 19], size=n_envs)  # steps left in each env's running episode
+    gaps = []
+    while len(gaps) < 400:
+        left -= 1
+        done = left == 0
+        add_step(storage, [0.0] * n_envs, done.tolist())
+        left[done] = rng.choice([1, 19], size=int(done.sum()))
+        if storage.batch_ready(40):
+            batch = storage.episodes(1.0)
+            gaps.append(len(batch.done) - mean_length * int(batch.done.sum()))
+            storage.clear()
+    gaps = np.asarray(gaps)
+    se = gaps.std(ddof=1) / np.sqrt(len(gaps))
+    assert abs(gaps.mean()) < 4 * se, (gaps.mean(), se)
+
+
 def test_storage_grows_past_its_initial_capacity():
     storage = RolloutStorage(1, OBS_DIM, 2, discrete=False, capacity=2)
     for t in range(9):
@@ -248,9 +286,13 @@ def test_train_step_waits_for_completed_episodes():
 
     assert step([False, False]) is None  # nothing completed
     assert step([True, False]) is None  # env 0: 2 steps completed; env 1's 2 still running
-    metrics = step([False, True])  # env 1 completes 3: 5 ≥ batch_steps = 4
+    # env 1 completes 3: 5 ≥ batch_steps = 4, but env 0's episode started before that
+    # moment is running: the batch waits for it (RolloutStorage: no length bias).
+    assert step([False, True]) is None
+    metrics = step([True, False])  # env 0's second episode ends: 5 + 2 steps
     assert metrics is not None and len(agent.storage) == 0
-    assert agent.storage.fresh == [False, True]  # env 0 was mid-episode at the update
+    assert metrics["charts/batch_episodes"].item() == 3
+    assert agent.storage.fresh == [True, False]  # env 1 was mid-episode at the update
     assert {"losses/actor", "losses/value", "charts/entropy", "charts/advantage_std"} <= set(
         metrics)
     assert all(isinstance(v, torch.Tensor) and torch.isfinite(v) for v in metrics.values())
@@ -260,14 +302,14 @@ def test_state_dict_round_trips_through_a_weights_only_file(tmp_path):
     torch.manual_seed(0)
     agent = make_agent(False, num_envs=2)
     obs = torch.randn(2, OBS_DIM)
-    for done in ([True, False], [True, True], [False, True]):
+    for done in ([True, False], [True, True]):
         agent.observe(obs, agent.act(obs, 0), SimpleNamespace(
             reward=torch.ones(2), next_obs=obs, obs=obs, terminated=torch.tensor(done),
             truncated=torch.zeros(2, dtype=torch.bool)))
-    assert agent.train_step(0) is not None  # optimizer states exist
+    assert agent.train_step(0) is not None  # 4 steps, both envs at a boundary: optimizer states
     agent.observe(obs, agent.act(obs, 0), SimpleNamespace(
         reward=torch.ones(2), next_obs=obs, obs=obs, terminated=torch.tensor([False, True]),
-        truncated=torch.zeros(2, dtype=torch.bool)))  # env 0 is stale: only env 1's step counts
+        truncated=torch.zeros(2, dtype=torch.bool)))  # env 0 runs on: only env 1's step counts
     torch.save(agent.state_dict(), tmp_path / "agent.pt")
     other = make_agent(False, num_envs=2)
     other.load_state_dict(torch.load(tmp_path / "agent.pt", weights_only=True))

@@ -102,3 +102,34 @@ def test_eval_reproduces_the_runs_logged_evaluation_and_stochastic_eval_is_seede
     again = evaluate(agent.policy, "Pendulum-v1", 2, seed=5, deterministic=False)
     other = evaluate(agent.policy, "Pendulum-v1", 2, seed=6, deterministic=False)
     assert first.returns == again.returns and first.returns != other.returns
+
+
+OFFSET_BANDIT_ID = "pathwise-test/OffsetDiscreteBandit-v0"
+
+
+@pytest.mark.parametrize("agent_name", ["sac", "reinforce"])
+def test_saved_policy_acts_in_a_discrete_space_that_does_not_start_at_zero(
+        tmp_path, monkeypatch, agent_name):
+    # Discrete(3, start=-1): the env's actions are -1, 0, 1 and the best one is 1 (index 2).
+    import gymnasium as gym
+
+    from agents.reinforce import ReinforceConfig
+    from envs.testbeds import DiscreteBandit
+
+    if OFFSET_BANDIT_ID not in gym.registry:
+        gym.register(OFFSET_BANDIT_ID, entry_point=DiscreteBandit,
+                     kwargs={"rewards": (0.0, 0.5, 1.0), "start": -1})
+    agent = (small_sac() if agent_name == "sac" else
+             ReinforceConfig(hidden_sizes=[32, 32], batch_steps=64, lr=0.05))
+    estimator = "exact" if agent_name == "sac" else "score"
+    result, trained, _ = run(tmp_path, monkeypatch, OFFSET_BANDIT_ID, estimator,
+                             total_steps=600, agent=agent)
+    assert result.final_eval.return_mean == 1.0  # the agent's own evaluation offsets too
+    policy = load_policy(result.run_dir)
+    action, _ = policy.predict([0.0])
+    assert int(action) == 1
+    actions, _ = policy.predict([[0.0]] * 64, deterministic=False)
+    assert set(actions.tolist()) <= {-1, 0, 1}
+    env = gym.make(OFFSET_BANDIT_ID)
+    env.reset(seed=0)
+    assert env.step(action)[1] == 1.0

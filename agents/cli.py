@@ -404,7 +404,8 @@ def eval_parser() -> argparse.ArgumentParser:
         "report the mean return. Writes eval.json into the run directory; with wandb on for "
         "the run, logs a job_type=eval run in its group."))
     p.add_argument("target", metavar="RUN_DIR|POLICY_FILE",
-                   help="a run directory (its policy.pt) or a policy file")
+                   help="a run directory (its policy.pt) or a policy file, e.g. "
+                        "RUN_DIR/checkpoints/best.pt (the policy at its best evaluation)")
     p.add_argument("--episodes", type=_positive_int, default=10, metavar="N",
                    help="episodes to run (default 10)")
     p.add_argument("--stochastic", action="store_true",
@@ -435,7 +436,11 @@ def _resolve_target(target: str) -> tuple[Path, Path | None]:
             raise UsageError(f"{path}: no policy.pt in this directory{hint}")
         return policy, path
     if path.is_file():
-        return path, path.parent if (path.parent / "config.yaml").is_file() else None
+        # policy.pt sits in its run dir; checkpoints/best.pt one level down.
+        for run_dir in (path.parent, path.parent.parent):
+            if (run_dir / "config.yaml").is_file():
+                return path, run_dir
+        return path, None
     raise UsageError(f"{path}: no such run directory or policy file")
 
 
@@ -515,7 +520,10 @@ def cmd_eval(args: list[str]) -> int:
     if run_dir is not None:
         from agents.runner import atomic_write_text
 
-        atomic_write_text(run_dir / "eval.json", json.dumps(report, indent=2) + "\n")
+        # eval.json for the run's policy.pt; eval-best.json for checkpoints/best.pt.
+        report_file = ("eval.json" if policy_file.name == "policy.pt"
+                       else f"eval-{policy_file.stem}.json")
+        atomic_write_text(run_dir / report_file, json.dumps(report, indent=2) + "\n")
     # wandb as the training run had it (--wandb overrides); off for a bare policy file.
     mode = opts.wandb or (train_cfg or {}).get("wandb", {}).get("mode", "disabled")
     wandb_dir = None

@@ -367,7 +367,8 @@ def train(config, progress=None) -> TrainResult:
     try:
         agent = build_agent(cfg, envs, device)
         _make_run_dir(run_dir)
-        start = {"global_step": 0, "time": 0.0, "wandb_id": None, "last_metrics": None}
+        start = {"global_step": 0, "time": 0.0, "wandb_id": None, "last_metrics": None,
+                 "best_return": None}
         if checkpoint is not None:
             path = run_dir / "checkpoints" / "last.pt"
             try:
@@ -422,6 +423,7 @@ def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress, start: dict) -
     global_step, final_eval = start["global_step"], None
     last_metrics = start.get("last_metrics")  # the latest update's, until the next one
     last_return = math.nan
+    best_return = start.get("best_return")  # of checkpoints/best.pt
     # nan_policy: the last step at which every value checked finite, and of last.pt.
     clean_step = global_step
     saved_step = global_step or None  # a resumed run starts at its checkpoint's step
@@ -460,14 +462,23 @@ def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress, start: dict) -
         ensure_finite()  # never replace a good last.pt with a poisoned state
         save_checkpoint(run_dir, cfg, agent, global_step, time=time.perf_counter() - clock,
                         wandb_id=wandb_run.id if wandb_run is not None else None,
+                        best_return=best_return,
                         envs=envs.state_dict(),
                         last_metrics=None if last_metrics is None else
                         {k: v.detach().cpu() for k, v in last_metrics.items()})
         saved_step = global_step
 
     def run_evaluation() -> EvalResult:
+        nonlocal best_return
         result = evaluate(agent.policy, cfg.env, cfg.eval_episodes, seed=eval_seed(cfg.seed))
         log({"eval/return_mean": result.return_mean, "eval/return_std": result.return_std})
+        # The policy at its best evaluation so far (every evaluation uses the same episodes,
+        # so the returns compare); the first of equal ones is kept.
+        if best_return is None or result.return_mean > best_return:
+            best_return = result.return_mean
+            save_policy(agent.policy, run_dir / "checkpoints" / "best.pt", env_id=cfg.env,
+                        agent=cfg.agent.name, estimator=cfg.estimator.name,
+                        global_step=global_step, eval_return=result.return_mean)
         return result
 
     try:

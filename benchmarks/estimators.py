@@ -16,7 +16,7 @@ on), ``summary.json`` and ``figures/*.png``.
 
     python benchmarks/estimators.py --out docs/estimators                # all (hours on 2 cores)
     python benchmarks/estimators.py --out /tmp/est --quick                # smoke pass, a minute
-    python benchmarks/estimators.py --out DIR --only CartPole-v1 Pendulum-v1
+    python benchmarks/estimators.py --out DIR --only CartPole-v1 Pendulum-v1 --seeds 3
     python benchmarks/estimators.py --out DIR --launcher joblib -- hydra.launcher.n_jobs=2
     python benchmarks/estimators.py --out DIR --launcher slurm -- hydra.launcher.partition=cpu
     python benchmarks/estimators.py --out DIR --compare-only              # re-aggregate
@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where estimators.md, summary.json and figures/ go")
     parser.add_argument("--runs", type=Path, help="where the sweeps go (default <out>/runs)")
     parser.add_argument("--only", nargs="+", metavar="ENV", help="env ids to run (default: all)")
+    parser.add_argument("--seeds", type=int, metavar="N",
+                        help="at most N seeds per env (default: the table's 5 or 3)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke pass: {QUICK_STEPS} steps, {QUICK_SEEDS} seeds, small nets")
     parser.add_argument("--launcher", default="basic",
@@ -225,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         plan = [(env, QUICK_STEPS, QUICK_SEEDS, estimators, QUICK_STEPS // 2)
                 for env, _, _, estimators, _ in plan]
+    if args.seeds is not None:
+        if args.seeds < 1:
+            parser.error(f"--seeds must be >= 1, got {args.seeds}")
+        plan = [(env, steps, min(seeds, args.seeds), estimators, every)
+                for env, steps, seeds, estimators, every in plan]
     root = args.runs or args.out / "runs"
     command = shlex.join(["python", "benchmarks/estimators.py", *raw])
     seconds = None

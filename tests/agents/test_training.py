@@ -32,10 +32,10 @@ def run(tmp_path, monkeypatch, env, estimator, total_steps, agent=None, **kwargs
         return built
 
     monkeypatch.setattr(runner, "build_agent", spy)
+    options = dict(eval_every=0, eval_episodes=3, log_every=50, device="cpu") | kwargs
     cfg = TrainConfig(env=env, agent=agent or small_sac(), total_steps=total_steps,
                       estimator=EstimatorConfig(name=estimator), run_dir=str(tmp_path / "run"),
-                      eval_every=0, eval_episodes=3, log_every=50, device="cpu",
-                      wandb=WandbConfig(mode="disabled"), **kwargs)
+                      wandb=WandbConfig(mode="disabled"), **options)
     result = runner.train(cfg)
     return result, captured["agent"], captured["init"]
 
@@ -133,3 +133,29 @@ def test_saved_policy_acts_in_a_discrete_space_that_does_not_start_at_zero(
     env = gym.make(OFFSET_BANDIT_ID)
     env.reset(seed=0)
     assert env.step(action)[1] == 1.0
+
+
+def test_best_pt_holds_the_policy_of_the_best_evaluation(tmp_path, monkeypatch):
+    """Scripted evaluation returns 1, 3, 2, 3 at steps 50, 100, 150, 200: best.pt is written
+    at step 100 (a later tie does not replace it), with the weights the policy had then."""
+    from agents.evaluation import EvalResult
+
+    scripted = iter([1.0, 3.0, 2.0, 3.0])
+    weights_at = {}
+
+    def fake_evaluate(policy, env_id, episodes, seed, **kwargs):
+        ret = next(scripted)
+        weights_at[ret, len(weights_at)] = {k: v.clone() for k, v in policy.state_dict().items()}
+        return EvalResult(episodes, ret, 0.0, 1.0, [ret] * episodes, [1] * episodes)
+
+    monkeypatch.setattr(runner, "evaluate", fake_evaluate)
+    result, agent, _ = run(tmp_path, monkeypatch, "pathwise/DiscreteBandit-v0", "exact",
+                           total_steps=200, eval_every=50)
+    best = torch.load(result.run_dir / "checkpoints" / "best.pt", weights_only=True)
+    assert best["metadata"]["global_step"] == 100 and best["metadata"]["eval_return"] == 3.0
+    for name, value in weights_at[3.0, 1].items():
+        torch.testing.assert_close(best["state_dict"][name], value)
+    # The final policy moved on since step 100: best.pt is not a copy of it.
+    assert any(not torch.equal(best["state_dict"][n], p.detach())
+               for n, p in agent.policy.named_parameters())
+    assert load_policy(result.run_dir / "checkpoints" / "best.pt").metadata["eval_return"] == 3.0

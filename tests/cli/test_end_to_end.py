@@ -125,3 +125,16 @@ def test_eval_of_an_unfinished_run_points_at_resume(tmp_path, capsys):
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"")
     code, _, err = run_cli(capsys, "eval", tmp_path)
     assert code == 2 and f"pathwise train resume={tmp_path}" in err
+
+
+def test_eval_of_best_pt_uses_the_runs_seeds_and_writes_eval_best_json(discrete_run, capsys):
+    best = discrete_run / "checkpoints" / "best.pt"
+    assert best.is_file()
+    before = (discrete_run / "eval.json").read_bytes() \
+        if (discrete_run / "eval.json").exists() else None
+    code, out, _ = run_cli(capsys, "eval", best, "--episodes", "3", "--json")
+    assert code == 0
+    assert json.loads((discrete_run / "eval-best.json").read_text()) == json.loads(out)
+    after = (discrete_run / "eval.json").read_bytes() \
+        if (discrete_run / "eval.json").exists() else None
+    assert after == before  # the final policy's report is left alone

@@ -472,7 +472,7 @@ def _make_eval_env(env_id: str, video: str | None, name: str):
     from gymnasium.wrappers import RecordVideo
 
     needs = "--video needs moviepy, which Gymnasium's RecordVideo encodes mp4 with: " \
-            "pip install moviepy"
+            "pip install 'pathwise[video]' (or moviepy)"
     if importlib.util.find_spec("moviepy") is None:  # before making an env that warns
         raise RuntimeFailure(needs)
     env = make_env(env_id, render_mode="rgb_array")

@@ -22,8 +22,9 @@ on), ``summary.json`` and ``figures/*.png``.
     python benchmarks/estimators.py --out DIR --compare-only              # re-aggregate
 
 The default launcher runs one training at a time, so wall-clock curves stay honest on a
-small machine. An env whose sweep dir already holds every finished run is not run again, so
-an interrupted benchmark goes on where it stopped once the unfinished env's dir is removed.
+small machine. Runs already finished under an env's sweep dir are not run again: an
+interrupted benchmark goes on where it stopped (once its unfinished runs are resumed or
+removed), and a later, larger ``--seeds`` adds only the new seeds.
 """
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ def env_key(env: str) -> str:
     return env.replace("/", "-")
 
 
-def sweep_overrides(env: str, steps: int, seeds: int, estimators, every: int, quick: bool,
-                    launcher: str, wandb: str, extra: list[str]) -> list[str]:
+def sweep_overrides(env: str, steps: int, seeds: list[int], estimators, every: int,
+                    quick: bool, launcher: str, wandb: str, extra: list[str]) -> list[str]:
     overrides = [f"env={env}", "agent=sac", f"estimator={','.join(estimators)}",
-                 f"seed={','.join(str(s) for s in range(seeds))}", f"total_steps={steps}",
+                 f"seed={','.join(str(s) for s in seeds)}", f"total_steps={steps}",
                  f"diagnostics.every={every}", f"wandb.mode={wandb}"]
     if quick:
         overrides += QUICK_OVERRIDES
@@ -70,30 +71,54 @@ def sweep_overrides(env: str, steps: int, seeds: int, estimators, every: int, qu
     return overrides + extra
 
 
-def finished_runs(sweep: Path) -> int:
-    return sum(1 for p in sweep.glob("*/policy.pt")) if sweep.is_dir() else 0
+def runs_in(sweep: Path) -> tuple[set[tuple[str, int]], list[Path]]:
+    """``(estimator, seed)`` of the finished runs below ``sweep`` (those with a policy.pt),
+    and the run dirs that started but did not finish."""
+    from omegaconf import OmegaConf
+
+    finished, unfinished = set(), []
+    for config in sorted(sweep.rglob("config.yaml")) if sweep.is_dir() else []:
+        run = config.parent
+        if "wandb" in run.parts or not (run / "metrics.jsonl").exists():
+            continue  # Hydra's own .hydra/config.yaml, or not a run
+        if (run / "policy.pt").is_file():
+            cfg = OmegaConf.load(config)
+            finished.add((str(cfg.estimator.name), int(cfg.seed)))
+        else:
+            unfinished.append(run)
+    return finished, unfinished
 
 
 def run_sweeps(plan, root: Path, args) -> None:
+    """One ``pathwise train -m`` sweep per env, of the (estimator, seed) runs not yet finished
+    under its sweep dir: a larger ``--seeds`` adds the new seeds in a sub-sweep
+    ``seeds-<first>-<last>`` beside the runs already there."""
     from agents.cli import main as pathwise
 
     for env, steps, seeds, estimators, every in plan:
         sweep = root / env_key(env)
-        expected = seeds * len(estimators)
-        done = finished_runs(sweep)
-        if done >= expected:
-            print(f"{env}: {done} finished runs in {sweep}; not run again", file=sys.stderr)
+        finished, unfinished = runs_in(sweep)
+        if unfinished:
+            names = ", ".join(str(run) for run in unfinished)
+            raise SystemExit(f"{env}: unfinished runs in {sweep} ({names}); finish each with "
+                             f"`pathwise train resume=<run dir>` or remove it, then rerun this "
+                             f"script")
+        todo = [s for s in range(seeds) if any((e, s) not in finished for e in estimators)]
+        if not todo:
+            print(f"{env}: {len(finished)} finished runs in {sweep}; not run again",
+                  file=sys.stderr)
             continue
-        if sweep.exists():
-            raise SystemExit(f"{sweep}: {done} of {expected} runs finished; remove the dir to "
-                             f"run {env} again, or resume its runs one by one with "
-                             f"`pathwise train resume=<run dir>` and rerun this script")
-        overrides = sweep_overrides(env, steps, seeds, estimators, every, args.quick,
+        partial = [s for s in todo if any((e, s) in finished for e in estimators)]
+        if partial:
+            raise SystemExit(f"{env}: seeds {partial} have some estimators finished in {sweep} "
+                             f"and not others; remove those runs, then rerun this script")
+        target = sweep if not sweep.exists() else sweep / f"seeds-{todo[0]}-{todo[-1]}"
+        overrides = sweep_overrides(env, steps, todo, estimators, every, args.quick,
                                     args.launcher, args.wandb, args.overrides)
         print(f"{env}: pathwise train -m {shlex.join(overrides)} "
-              f"hydra.sweep.dir={sweep}", file=sys.stderr, flush=True)
+              f"hydra.sweep.dir={target}", file=sys.stderr, flush=True)
         code = pathwise(["train", "-m", "--no-progress", *overrides,
-                         f"hydra.sweep.dir={sweep}"])
+                         f"hydra.sweep.dir={target}"])
         if code != 0:
             raise SystemExit(f"{env}: the sweep failed (exit {code})")
 

@@ -10,6 +10,7 @@ import importlib.util
 import io
 import itertools
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,34 @@ def test_a_rendered_grid_point_starts_a_training_run(tmp_path, capsys):
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert records[-1]["global_step"] == 100
     assert any("grad/exact/variance" in r or "grad/pathwise/variance" in r for r in records)
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("estimators_benchmark",
+                                                  ROOT / "benchmarks" / "estimators.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_headline_benchmark_adds_only_the_new_seeds(tmp_path, monkeypatch, capsys):
+    bench = load_benchmark()
+    monkeypatch.setattr(bench, "TABLE", [(DISCRETE, 60, 2, ("pathwise", "exact"), 30)])
+    # Small nets and a short warm-up; threads as a test run has them.
+    quick = ["--", "agent.hidden_sizes=[16]", "agent.learning_starts=32", "agent.batch_size=32",
+             "eval_every=0", "eval_episodes=2", "checkpoint_every=0", "torch_threads=1"]
+    out = tmp_path / "out"
+    assert bench.main(["--out", str(out), "--seeds", "1", *quick]) == 0
+    runs = out / "runs" / bench.env_key(DISCRETE)
+    assert bench.runs_in(runs) == ({("pathwise", 0), ("exact", 0)}, [])
+    first = sorted(p.stat().st_mtime_ns for p in runs.rglob("policy.pt"))
+    assert bench.main(["--out", str(out), *quick]) == 0  # the table's 2 seeds: adds seed 1
+    assert bench.runs_in(runs)[0] == {(e, s) for e in ("pathwise", "exact") for s in (0, 1)}
+    assert (runs / "seeds-1-1").is_dir()
+    # Seed 0's runs were not run again, and the report counts both seeds.
+    assert sorted(p.stat().st_mtime_ns for p in runs.glob("[0-9]*/policy.pt")) == first
+    report = (out / "estimators.md").read_text()
+    assert re.search(r"\| pathwise \| 2 \|", report) and re.search(r"\| exact \| 2 \|", report)
+    capsys.readouterr()
+    assert bench.main(["--out", str(out), *quick]) == 0  # nothing left to run
+    assert "not run again" in capsys.readouterr().err

@@ -171,6 +171,21 @@ def diagnostics_table(runs) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def sweep_commands(root: Path, envs: set[str]) -> list[str]:
+    """The ``pathwise train -m`` command of every sweep under ``root`` for ``envs`` (a run
+    extended with more seeds has several)."""
+    from omegaconf import OmegaConf
+
+    commands = []
+    for env in sorted(envs):
+        sweep = root / env_key(env)
+        for path in sorted(sweep.rglob("multirun.yaml")) if sweep.is_dir() else []:
+            overrides = OmegaConf.load(path).hydra.overrides
+            commands.append(shlex.join(["pathwise", "train", "-m", *overrides.task,
+                                        *overrides.hydra]))
+    return commands
+
+
 def write_report(root: Path, out: Path, plan, command: str, seconds: float | None) -> Path:
     from agents import compare
 
@@ -209,8 +224,12 @@ def write_report(root: Path, out: Path, plan, command: str, seconds: float | Non
     lines += ["", "## Figures", ""]
     lines += [f"![{p.stem}]({p.relative_to(out)})" for p in figures]
     took = f"; {seconds / 3600:.2f} h of sweeps" if seconds else ""
-    lines += ["", "## How it was made", "", "```", command, "```", "",
-              f"- machine: {machine()}",
+    lines += ["", "## How it was made", "", "```", command, "```", ""]
+    sweeps = sweep_commands(root, wanted)
+    if sweeps:
+        lines += ["The sweeps behind these runs (from each sweep's multirun.yaml):", "", "```"]
+        lines += sweeps + ["```", ""]
+    lines += [f"- machine: {machine()}",
               f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC{took}",
               f"- runs: `{root}`"]
     report = out / "estimators.md"

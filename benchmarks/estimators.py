@@ -189,11 +189,18 @@ def sweep_commands(root: Path, envs: set[str]) -> list[str]:
 def write_report(root: Path, out: Path, plan, command: str, seconds: float | None) -> Path:
     from agents import compare
 
-    runs = [compare.load_run(p) for p in compare.find_runs([root])]
+    # A run still training (no policy.pt yet) would enter the table with a mid-training
+    # score and fewer steps than its peers, so the report counts finished runs only.
+    paths = compare.find_runs([root])
+    unfinished = [p for p in paths if not (p / "policy.pt").is_file()]
+    runs = [compare.load_run(p) for p in paths if p not in unfinished]
     wanted = {env for env, *_ in plan}
     runs = [r for r in runs if r.env in wanted]
     if not runs:
-        raise SystemExit(f"{root}: no runs of {', '.join(sorted(wanted))}")
+        raise SystemExit(f"{root}: no finished runs of {', '.join(sorted(wanted))}")
+    if unfinished:
+        print(f"report: {len(unfinished)} unfinished runs left out: "
+              + ", ".join(str(p) for p in unfinished), file=sys.stderr)
     figures_dir = out / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     rows = compare.summarize(runs, METRIC)

@@ -277,3 +277,11 @@ def test_the_headline_benchmark_adds_only_the_new_seeds(tmp_path, monkeypatch, c
     capsys.readouterr()
     assert bench.main(["--out", str(out), *quick]) == 0  # nothing left to run
     assert "not run again" in capsys.readouterr().err
+    # A run still training (here: one whose policy.pt is not written yet) stays out of the
+    # report instead of entering it with a mid-training score.
+    for policy in (runs / "seeds-1-1").rglob("policy.pt"):
+        policy.unlink()
+    assert bench.main(["--out", str(out), "--compare-only"]) == 0
+    report = (out / "estimators.md").read_text()
+    assert re.search(r"\| pathwise \| 1 \|", report) and re.search(r"\| exact \| 1 \|", report)
+    assert "2 unfinished runs left out" in capsys.readouterr().err

@@ -71,9 +71,11 @@ def sweep_overrides(env: str, steps: int, seeds: list[int], estimators, every: i
     return overrides + extra
 
 
-def runs_in(sweep: Path) -> tuple[set[tuple[str, int]], list[Path]]:
+def runs_in(sweep: Path, steps: int | None = None) -> tuple[set[tuple[str, int]], list[Path]]:
     """``(estimator, seed)`` of the finished runs below ``sweep`` (those with a policy.pt),
-    and the run dirs that started but did not finish."""
+    and the run dirs that started but did not finish. With ``steps``, a finished run of
+    another budget (a ``--quick`` pass, or an older table) stops the benchmark: counting it
+    as done would put runs of different lengths in one row."""
     from omegaconf import OmegaConf
 
     finished, unfinished = set(), []
@@ -81,11 +83,14 @@ def runs_in(sweep: Path) -> tuple[set[tuple[str, int]], list[Path]]:
         run = config.parent
         if "wandb" in run.parts or not (run / "metrics.jsonl").exists():
             continue  # Hydra's own .hydra/config.yaml, or not a run
-        if (run / "policy.pt").is_file():
-            cfg = OmegaConf.load(config)
-            finished.add((str(cfg.estimator.name), int(cfg.seed)))
-        else:
+        if not (run / "policy.pt").is_file():
             unfinished.append(run)
+            continue
+        cfg = OmegaConf.load(config)
+        if steps is not None and int(cfg.total_steps) != steps:
+            raise SystemExit(f"{run}: a run of {int(cfg.total_steps):,} steps where this "
+                             f"benchmark trains {steps:,}; give another --runs dir")
+        finished.add((str(cfg.estimator.name), int(cfg.seed)))
     return finished, unfinished
 
 
@@ -97,7 +102,7 @@ def run_sweeps(plan, root: Path, args) -> None:
 
     for env, steps, seeds, estimators, every in plan:
         sweep = root / env_key(env)
-        finished, unfinished = runs_in(sweep)
+        finished, unfinished = runs_in(sweep, steps)
         if unfinished:
             names = ", ".join(str(run) for run in unfinished)
             raise SystemExit(f"{env}: unfinished runs in {sweep} ({names}); finish each with "

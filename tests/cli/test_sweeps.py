@@ -285,3 +285,6 @@ def test_the_headline_benchmark_adds_only_the_new_seeds(tmp_path, monkeypatch, c
     report = (out / "estimators.md").read_text()
     assert re.search(r"\| pathwise \| 1 \|", report) and re.search(r"\| exact \| 1 \|", report)
     assert "2 unfinished runs left out" in capsys.readouterr().err
+    # A pass with another budget into the same runs dir is refused, not counted as done.
+    with pytest.raises(SystemExit, match="a run of 60 steps where this benchmark trains 300"):
+        bench.main(["--out", str(out), "--quick", *quick])

@@ -217,6 +217,9 @@ def curve(runs: list[Run], metric: str, x: str = "global_step", points: int = 10
     return grid, values.mean(axis=0), low, high
 
 
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
 def plot_curves(runs: list[Run], metric: str, out: Path) -> list[Path]:
     """One PNG per (env, x axis): a line per agent-estimator (and per metric, when ``metric``
     is a pattern naming several) with its 95 % CI band. The y axis is logarithmic when no
@@ -234,18 +237,24 @@ def plot_curves(runs: list[Run], metric: str, out: Path) -> list[Path]:
     for env, groups in by_env.items():
         for x, xlabel, suffix in (("global_step", "env steps", "steps"),
                                   ("time", "wall-clock seconds", "time")):
-            fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+            # Several metrics per run (grad/*/variance: one per estimator measured): the colour
+            # names the metric and the line style the run's group, so a reader can follow
+            # either across the plot; the legend then goes beside the axes, not over the data.
+            several = len(metrics) > 1
+            fig, ax = plt.subplots(figsize=(9.6 if several else 6.4, 4.0), dpi=120)
             drawn = []
-            for label, members in groups.items():
-                for name in metrics:
+            for g, (label, members) in enumerate(groups.items()):
+                for m, name in enumerate(metrics):
                     result = curve(members, name, x)
                     if result is None:
                         continue
                     grid, mid, low, high = result
-                    shown = label if len(metrics) == 1 else f"{label}: {name}"
+                    shown = f"{label}: {name}" if several else label
+                    style = {"color": f"C{m % 10}", "linestyle": LINE_STYLES[g % 4]} \
+                        if several else {}
                     line, = ax.plot(grid, mid, label=f"{shown} (n={len(members)})",
-                                    marker="o" if len(grid) < 3 else None)
-                    ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, lw=0)
+                                    marker="o" if len(grid) < 3 else None, **style)
+                    ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.15, lw=0)
                     drawn.append(np.concatenate([low, high]))
             if not drawn:
                 plt.close(fig)
@@ -260,7 +269,10 @@ def plot_curves(runs: list[Run], metric: str, out: Path) -> list[Path]:
             ax.set_xlabel(xlabel)
             ax.set_ylabel(metric)
             ax.grid(alpha=0.3)
-            ax.legend()
+            if several:
+                ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+            else:
+                ax.legend()
             fig.tight_layout()
             key = metric.replace("/", "-").replace("*", "all").replace("?", "_")
             path = out / f"{env.replace('/', '-')}_{key}_{suffix}.png"

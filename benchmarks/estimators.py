@@ -52,7 +52,7 @@ QUICK_OVERRIDES = ["agent.hidden_sizes=[32,32]", "agent.learning_starts=100",
                    "agent.batch_size=32", "eval_every=0", "eval_episodes=2",
                    "checkpoint_every=0", "log_every=100", "diagnostics.samples=4"]
 METRIC = "eval/return_mean"
-STATISTICS = ("variance", "snr", "cosine", "bias")
+STATISTICS = ("variance", "signal_to_noise", "snr", "cosine", "bias", "bias_se")
 
 
 def env_key(env: str) -> str:
@@ -167,12 +167,12 @@ def diagnostics_table(runs) -> list[str]:
         for row in rows:
             measured = row.metric.split("/")[1]
             values.setdefault((row.env, row.estimator, measured), {})[stat] = row.mean
-    lines = ["| env | trained with | gradient of | variance | SNR | cosine to reference | "
-             "bias vs exact |", "|---|---|---|---|---|---|---|"]
+    lines = ["| env | trained with | gradient of | variance | ‖ḡ‖² / variance | mean SNR_j | "
+             "cosine to reference | bias vs exact | its noise floor |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for (env, trained, measured), stats in sorted(values.items()):
-        lines.append(f"| {env} | {trained} | {measured} | {fmt(stats.get('variance'))} | "
-                     f"{fmt(stats.get('snr'))} | {fmt(stats.get('cosine'))} | "
-                     f"{fmt(stats.get('bias'))} |")
+        cells = [fmt(stats.get(stat)) for stat in STATISTICS]
+        lines.append(f"| {env} | {trained} | {measured} | " + " | ".join(cells) + " |")
     return lines if len(lines) > 2 else []
 
 
@@ -210,7 +210,7 @@ def write_report(root: Path, out: Path, plan, command: str, seconds: float | Non
     figures_dir.mkdir(parents=True, exist_ok=True)
     rows = compare.summarize(runs, METRIC)
     figures = compare.plot_curves(runs, METRIC, figures_dir)
-    for stat in ("variance", "snr"):
+    for stat in ("variance", "signal_to_noise"):
         try:
             figures += compare.plot_curves(runs, f"grad/*/{stat}", figures_dir)
         except compare.CompareError:
@@ -228,10 +228,14 @@ def write_report(root: Path, out: Path, plan, command: str, seconds: float | Non
         lines += ["", "## Gradient diagnostics", "",
                   "Every estimator's actor gradient measured on the same states during each run "
                   "(agents/diagnostics.py), averaged over the last 10% of training and over "
-                  "seeds: total variance of K estimates, mean per-parameter SNR, cosine of the "
-                  "mean estimate to the reference gradient (the exact one on Discrete, a "
-                  "many-sample pathwise one on Box) and, on Discrete, the distance to the exact "
-                  "gradient.", ""]
+                  "seeds: total variance Σ_j Var_j of K estimates; ‖ḡ‖² / Σ_j Var_j, the "
+                  "signal-to-noise ratio of the whole gradient; the mean over parameters of "
+                  "SNR_j = |ḡ_j| / std_j (dominated by the few nearly noiseless parameters "
+                  "when there are any, so read the previous column first); the cosine of the "
+                  "mean estimate ḡ to the reference gradient (the exact one on Discrete, a "
+                  "many-sample pathwise one on Box); and, on Discrete, ‖ḡ − exact‖ beside its "
+                  "noise floor sqrt(Σ_j Var_j / K), the distance an unbiased estimator shows "
+                  "from noise alone: a bias is only the part above the floor.", ""]
         lines += diagnostics
     lines += ["", "## Figures", ""]
     lines += [f"![{p.stem}]({p.relative_to(out)})" for p in figures]

@@ -233,6 +233,8 @@ def plot_curves(runs: list[Run], metric: str, out: Path) -> list[Path]:
     by_env: dict[str, dict[str, list[Run]]] = {}
     for (env, agent, estimator), members in group_runs(runs).items():
         by_env.setdefault(env, {})[f"{agent}-{estimator}"] = members
+    # One line style per group across every env's figure.
+    labels = sorted({label for groups in by_env.values() for label in groups})
     written = []
     for env, groups in by_env.items():
         for x, xlabel, suffix in (("global_step", "env steps", "steps"),
@@ -243,15 +245,17 @@ def plot_curves(runs: list[Run], metric: str, out: Path) -> list[Path]:
             several = len(metrics) > 1
             fig, ax = plt.subplots(figsize=(9.6 if several else 6.4, 4.0), dpi=120)
             drawn = []
-            for g, (label, members) in enumerate(groups.items()):
+            for label, members in groups.items():
                 for m, name in enumerate(metrics):
                     result = curve(members, name, x)
                     if result is None:
                         continue
                     grid, mid, low, high = result
                     shown = f"{label}: {name}" if several else label
-                    style = {"color": f"C{m % 10}", "linestyle": LINE_STYLES[g % 4]} \
-                        if several else {}
+                    style = {}
+                    if several:
+                        style = {"color": f"C{m % 10}",
+                                 "linestyle": LINE_STYLES[labels.index(label) % len(LINE_STYLES)]}
                     line, = ax.plot(grid, mid, label=f"{shown} (n={len(members)})",
                                     marker="o" if len(grid) < 3 else None, **style)
                     ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.15, lw=0)

@@ -172,6 +172,8 @@ def diagnostics_table(runs) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for (env, trained, measured), stats in sorted(values.items()):
         cells = [fmt(stats.get(stat)) for stat in STATISTICS]
+        if measured == "exact":  # the reference itself: its "bias" is float rounding
+            cells[-2:] = ["(reference)", "—"]
         lines.append(f"| {env} | {trained} | {measured} | " + " | ".join(cells) + " |")
     return lines if len(lines) > 2 else []
 
@@ -196,11 +198,10 @@ def write_report(root: Path, out: Path, plan, command: str, seconds: float | Non
 
     # A run still training (no policy.pt yet) would enter the table with a mid-training
     # score and fewer steps than its peers, so the report counts finished runs only.
-    paths = compare.find_runs([root])
-    unfinished = [p for p in paths if not (p / "policy.pt").is_file()]
-    runs = [compare.load_run(p) for p in paths if p not in unfinished]
     wanted = {env for env, *_ in plan}
-    runs = [r for r in runs if r.env in wanted]
+    runs = [r for r in map(compare.load_run, compare.find_runs([root])) if r.env in wanted]
+    unfinished = [r.path for r in runs if not (r.path / "policy.pt").is_file()]
+    runs = [r for r in runs if r.path not in unfinished]
     if not runs:
         raise SystemExit(f"{root}: no finished runs of {', '.join(sorted(wanted))}")
     if unfinished:
@@ -217,9 +218,10 @@ def write_report(root: Path, out: Path, plan, command: str, seconds: float | Non
             pass
     header = compare.table_header(rows)
     lines = ["# Pathwise vs score-function actor gradients", "",
-             f"SAC, the actor's gradient estimator the only change; {len(runs)} runs. Final "
-             f"return: the deterministic evaluation at the end of training, mean and "
-             f"interquartile mean over seeds with 95% stratified-bootstrap CIs "
+             f"SAC, the actor's gradient estimator the only change; {len(runs)} runs. A run's "
+             f"score: the mean of its deterministic evaluations (10 episodes each) over the "
+             f"last {compare.FINAL_FRACTION:.0%} of its env steps, end included; mean and "
+             f"interquartile mean of the scores over seeds with 95% stratified-bootstrap CIs "
              f"(agents/compare.py).", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in compare.table_rows(rows)]

@@ -172,8 +172,10 @@ def _train(tmp_path, name, agent, env, every):
 @pytest.mark.parametrize("agent,env", [
     (SACConfig(hidden_sizes=[16], batch_size=16, buffer_size=500, learning_starts=40),
      "pathwise/ContinuousBandit-v0"),
+    (SACConfig(hidden_sizes=[16], batch_size=16, buffer_size=500, learning_starts=40),
+     "pathwise/DiscreteBandit-v0"),
     (ReinforceConfig(hidden_sizes=[16], batch_steps=16, value_updates=2),
-     "pathwise/DiscreteBandit-v0")], ids=["sac-box", "reinforce-discrete"])
+     "pathwise/DiscreteBandit-v0")], ids=["sac-box", "sac-discrete", "reinforce-discrete"])
 def test_diagnostics_on_or_off_train_identical_parameters(tmp_path, agent, env):
     on, metrics = _train(tmp_path, "on", agent, env, every=40)
     off, quiet = _train(tmp_path, "off", agent, env, every=0)

@@ -193,6 +193,21 @@ def sweep_commands(root: Path, envs: set[str]) -> list[str]:
     return commands
 
 
+def draws_per_state(runs) -> str:
+    """How many actions each sampling estimator drew per state in training, from the runs'
+    configs: each estimator trains at its own default unless overridden (pathwise 1, score 4
+    for its leave-one-out baseline), which a reader comparing variances needs to know."""
+    from omegaconf import OmegaConf
+
+    draws: dict[str, set[int]] = {}
+    for run in runs:
+        if run.estimator != "exact":  # the all-action sum draws nothing
+            cfg = OmegaConf.load(run.path / "config.yaml")
+            draws.setdefault(run.estimator, set()).add(int(cfg.estimator.num_samples))
+    return "actions drawn per state in training: " + ", ".join(
+        f"{name} {' or '.join(map(str, sorted(n)))}" for name, n in sorted(draws.items()))
+
+
 def write_report(root: Path, out: Path, plan, command: str, seconds: float | None) -> Path:
     from agents import compare
 
@@ -218,7 +233,8 @@ def write_report(root: Path, out: Path, plan, command: str, seconds: float | Non
             pass
     header = compare.table_header(rows)
     lines = ["# Pathwise vs score-function actor gradients", "",
-             f"SAC, the actor's gradient estimator the only change; {len(runs)} runs. A run's "
+             f"SAC, the actor's gradient estimator the only change ({draws_per_state(runs)}); "
+             f"{len(runs)} runs. A run's "
              f"score: the mean of its deterministic evaluations (10 episodes each) over the "
              f"last {compare.FINAL_FRACTION:.0%} of its env steps, end included; mean and "
              f"interquartile mean of the scores over seeds with 95% stratified-bootstrap CIs "

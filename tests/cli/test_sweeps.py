@@ -274,6 +274,7 @@ def test_the_headline_benchmark_adds_only_the_new_seeds(tmp_path, monkeypatch, c
     report = (out / "estimators.md").read_text()
     assert re.search(r"\| pathwise \| 2 \|", report) and re.search(r"\| exact \| 2 \|", report)
     assert report.count("pathwise train -m") == 2  # both sweeps behind it, as run
+    assert "actions drawn per state in training: pathwise 1)" in report  # exact draws none
     capsys.readouterr()
     assert bench.main(["--out", str(out), *quick]) == 0  # nothing left to run
     assert "not run again" in capsys.readouterr().err

@@ -35,6 +35,7 @@ class Run:
     estimator: str
     seed: int
     records: list[dict] = field(repr=False)
+    config: object = field(repr=False, default=None)  # the run's config.yaml, as loaded
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -89,7 +90,7 @@ def load_run(path: Path) -> Run:
     cfg = OmegaConf.load(path / "config.yaml")
     return Run(path=path, env=str(cfg.env), agent=str(cfg.agent.name),
                estimator=str(cfg.estimator.name), seed=int(cfg.seed),
-               records=read_metrics(path / "metrics.jsonl"))
+               records=read_metrics(path / "metrics.jsonl"), config=cfg)
 
 
 # -- statistics -----------------------------------------------------------------------------

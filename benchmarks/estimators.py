@@ -197,13 +197,10 @@ def draws_per_state(runs) -> str:
     """How many actions each sampling estimator drew per state in training, from the runs'
     configs: each estimator trains at its own default unless overridden (pathwise 1, score 4
     for its leave-one-out baseline), which a reader comparing variances needs to know."""
-    from omegaconf import OmegaConf
-
     draws: dict[str, set[int]] = {}
     for run in runs:
         if run.estimator != "exact":  # the all-action sum draws nothing
-            cfg = OmegaConf.load(run.path / "config.yaml")
-            draws.setdefault(run.estimator, set()).add(int(cfg.estimator.num_samples))
+            draws.setdefault(run.estimator, set()).add(int(run.config.estimator.num_samples))
     return "actions drawn per state in training: " + ", ".join(
         f"{name} {' or '.join(map(str, sorted(n)))}" for name, n in sorted(draws.items()))
 

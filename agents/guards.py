@@ -50,7 +50,10 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params,
         return None
     if norm is None:
         grads = [p.grad for p in params if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
+        # Only finiteness matters here; a norm of per-tensor norms is inf/nan exactly when
+        # some gradient entry is (torch.nn.utils.get_total_norm is torch>=2.6 only).
+        norm = (torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+                if grads else loss.new_zeros(()))
     bad = ~(torch.isfinite(loss.detach()) & torch.isfinite(norm))
     if optimizer.defaults.get("fused"):
         optimizer.found_inf = bad.to(torch.float32)

@@ -238,7 +238,9 @@ def _set_rng_state(state: dict) -> None:
                              int(state["numpy_pos"]), 0, 0.0))
         random.setstate(ast.literal_eval(python_state))  # literals only: never runs code
     if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # Saved on a machine with more GPUs than this one: restore the ones present.
+        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
 
 
 def _named_tensors(agent) -> list[tuple[str, torch.Tensor]]:
@@ -378,7 +380,12 @@ def train(config, progress=None) -> TrainResult:
                 raise CheckpointError(f"{path}: does not fit this run ({reason})") from None
             start.update({k: checkpoint[k] for k in start if k in checkpoint})
             start["obs"] = _restore_envs(cfg, envs, agent, checkpoint)
-            _set_rng_state(checkpoint["rng"])  # last: nothing after it draws before the loop
+            try:  # last: nothing after it draws before the loop
+                _set_rng_state(checkpoint["rng"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as err:
+                reason = " ".join(str(err).split())[:200]
+                raise CheckpointError(f"{path}: its random-number state is unreadable "
+                                      f"({reason})") from None
             _truncate_metrics(run_dir / "metrics.jsonl", start["global_step"])
             for stale in path.parent.glob("*.tmp"):  # left by a crash in the middle of a save
                 stale.unlink(missing_ok=True)
@@ -571,5 +578,13 @@ def save_checkpoint(run_dir: Path, cfg: TrainConfig, agent, global_step: int,
                 run_dir / "checkpoints" / "last.pt")
 
 
+# What resuming a run reads from its training checkpoint.
+CHECKPOINT_KEYS = ("config", "global_step", "agent", "rng")
+
+
 def load_checkpoint(path) -> dict:
-    return safe_load(path, CHECKPOINT_FORMAT)
+    checkpoint = safe_load(path, CHECKPOINT_FORMAT)
+    missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint (no {', '.join(missing)})")
+    return checkpoint

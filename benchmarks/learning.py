@@ -7,6 +7,7 @@ median and spread over seeds, with the target from the agents issue where there 
     python benchmarks/learning.py                      # the full table (hours on 2 CPU cores)
     python benchmarks/learning.py --only Pendulum-v1   # one env
     python benchmarks/learning.py --seeds 1 --quick    # a 10x shorter smoke pass
+    python benchmarks/learning.py --runs runs/learning # keep the run dirs (checkpoints, metrics)
 
 Presets from configs/ apply when they exist, exactly as `pathwise train` would use them.
 """
@@ -57,16 +58,20 @@ def main(argv=None) -> int:
     parser.add_argument("--agents", nargs="*", help="agent-estimator pairs, e.g. sac-pathwise")
     parser.add_argument("--quick", action="store_true", help="10x fewer steps (smoke pass)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--runs", type=Path,
+                        help="keep each run's dir under here (default: a temporary dir); an "
+                             "interrupted run can then go on with `pathwise train resume=DIR`")
     args = parser.parse_args(argv)
 
     rows = [r for r in TABLE if (not args.only or r[2] in args.only)
             and (not args.agents or f"{r[0]}-{r[1]}" in args.agents)]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
+        root = args.runs or Path(tmp)
         for agent, estimator, env, steps, target in rows:
             steps = steps // 10 if args.quick else steps
             for seed in range(args.seeds):
-                res = run_one(agent, estimator, env, steps, seed, Path(tmp))
+                res = run_one(agent, estimator, env, steps, seed, root)
                 res["target"] = target
                 results.append(res)
                 print(f"  {agent}-{estimator} {env} seed {seed}: {res['return']:.1f} "

@@ -154,3 +154,25 @@ def test_without_the_env_state_resume_warns_and_is_not_exact(runs):
     with pytest.warns(RuntimeWarning, match="resume is not exact: the checkpoint holds no env"):
         assert resume(run_dir).global_step == 300
     assert metrics(run_dir) != metrics(root / "whole")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda ck: ck.pop("rng"), "incomplete checkpoint \\(no rng\\)"),
+    (lambda ck: ck["rng"].update(torch=torch.zeros(3)), "random-number state is unreadable"),
+])
+def test_a_checkpoint_with_missing_or_damaged_state_is_refused_in_one_line(runs, tmp_path,
+                                                                          damage, message):
+    """A file in our format that lacks what resuming reads gets a CheckpointError naming the
+    file, never a KeyError or a torch error from deep in the RNG restore."""
+    from agents.checkpoint import CheckpointError
+
+    run_dir = tmp_path / "damaged"
+    shutil.copytree(runs("reinforce") / "crashed", run_dir)
+    path = run_dir / "checkpoints" / "last.pt"
+    checkpoint = runner.load_checkpoint(path)
+    cfg = TrainConfig(**{**vars(config_of(run_dir)), "run_dir": None, "resume": str(run_dir)})
+    damage(checkpoint)
+    atomic_save(checkpoint, path)
+    with pytest.raises(CheckpointError, match=message) as err:
+        runner.train(cfg)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)

@@ -459,6 +459,19 @@ def _check_fits(policy, policy_file: Path, env, env_id: str) -> None:
             f"{policy_file} does not fit {env_id}: the policy takes {policy.obs_dim}-dim "
             f"observations and acts in {kind(policy.discrete, policy.action_dim)}; the env has "
             f"{env_obs}-dim observations and {kind(env_discrete, env_actions)} actions")
+    # Same shapes, different action ranges: the policy would act in the range it was trained
+    # for, which the env clips or rejects. Say so instead.
+    if env_discrete and policy.action_start != int(space.start):
+        raise UsageError(f"{policy_file} does not fit {env_id}: the policy's actions start at "
+                         f"{policy.action_start}, the env's at {int(space.start)}")
+    if not env_discrete:
+        import numpy as np
+
+        low, high = policy.action_low.cpu().numpy(), policy.action_high.cpu().numpy()
+        if not (np.allclose(low, space.low) and np.allclose(high, space.high)):
+            raise UsageError(f"{policy_file} does not fit {env_id}: the policy acts in "
+                             f"[{low.tolist()}, {high.tolist()}], the env in "
+                             f"[{space.low.tolist()}, {space.high.tolist()}]")
 
 
 def _make_eval_env(env_id: str, video: str | None, name: str):

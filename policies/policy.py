@@ -93,6 +93,9 @@ class Policy(nn.Module):
         """Stable-Baselines3's protocol: ``(actions, state)`` for one or a batch of obs."""
         param = next(self.parameters())
         obs = torch.as_tensor(np.asarray(observation), dtype=param.dtype, device=param.device)
+        if obs.dim() not in (1, 2) or obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"predict expects observations of shape ({self.obs_dim},) or "
+                             f"(batch, {self.obs_dim}); got {tuple(obs.shape)}")
         single = obs.dim() == 1
         actions = self.to_env_action(self.act(obs.reshape(-1, self.obs_dim), deterministic))
         return (actions[0] if single else actions), state

@@ -138,3 +138,20 @@ def test_eval_of_best_pt_uses_the_runs_seeds_and_writes_eval_best_json(discrete_
     after = (discrete_run / "eval.json").read_bytes() \
         if (discrete_run / "eval.json").exists() else None
     assert after == before  # the final policy's report is left alone
+
+
+def test_eval_refuses_an_env_whose_action_bounds_differ_from_the_policy(tmp_path, capsys):
+    """Same shapes (3-dim obs, one action) but the policy acts in [-1, 1] and Pendulum in
+    [-2, 2]: evaluating it there would measure a policy that never uses half its range."""
+    from agents.checkpoint import save_policy
+    from policies.policy import Policy
+
+    path = tmp_path / "policy.pt"
+    save_policy(Policy(3, 1, False, hidden_sizes=[8]), path)
+    code, _, err = run_cli(capsys, "eval", path, "--env", "Pendulum-v1", "--episodes", "1")
+    assert code == 2
+    assert "does not fit Pendulum-v1" in err and "[-2.0]" in err
+    assert len(err.strip().splitlines()) == 1
+    save_policy(Policy(3, 1, False, hidden_sizes=[8], action_low=[-2.0], action_high=[2.0]),
+                path)
+    assert run_cli(capsys, "eval", path, "--env", "Pendulum-v1", "--episodes", "1")[0] == 0

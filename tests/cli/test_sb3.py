@@ -4,6 +4,7 @@ runs it unchanged, and scores it as pathwise's evaluation does."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
@@ -32,3 +33,12 @@ def test_sb3_evaluate_policy_on_a_loaded_box_policy(continuous_run):
     assert state is None and env.action_space.contains(action.astype(env.action_space.dtype))
     batch, _ = policy.predict(np.stack([env.observation_space.sample()] * 4))
     assert batch.shape == (4, *env.action_space.shape)
+
+
+def test_predict_refuses_observations_of_the_wrong_size_in_one_line(continuous_run):
+    policy = agents.load_policy(continuous_run / "policy.pt")
+    wrong = np.zeros(policy.obs_dim + 1, dtype=np.float32)
+    with pytest.raises(ValueError, match=rf"shape \({policy.obs_dim},\).*got \({wrong.size},\)"):
+        policy.predict(wrong)
+    with pytest.raises(ValueError, match="got \\(2, 2, "):
+        policy.predict(np.zeros((2, 2, policy.obs_dim), dtype=np.float32))

@@ -154,7 +154,12 @@ class Reinforce:
         adv = self.baselined_return(batch) if raw is None else raw
         if self.config.normalize_advantages:
             # Scaling only: subtracting the mean here too would turn baseline=none into mean.
-            adv = adv / (adv.std(correction=0) + 1e-8)
+            # Advantages (nearly) equal across the batch, e.g. baseline=none on a policy that
+            # always earns the same return, have no spread to scale by: dividing by their ~0 std
+            # would multiply them by up to 1e8. Those are left as they are.
+            std = adv.std(correction=0)
+            spread = std > 1e-6 * adv.abs().mean() + 1e-8
+            adv = torch.where(spread, adv / std.clamp_min(1e-8), adv)
         return adv.detach()
 
     def actor_loss(self, batch: EpisodeBatch, advantage: torch.Tensor | None = None

@@ -248,6 +248,16 @@ def test_advantage_per_baseline(baseline):
     assert scaled.advantage(batch).std(correction=0).item() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_equal_advantages_are_not_blown_up_by_normalisation():
+    """baseline=none on a policy that always earns the same return: no spread to scale by, so
+    the advantages stay as they are instead of being divided by a std of ~0 (×1e8)."""
+    agent = make_agent(True, baseline="none")
+    returns = torch.full((6,), 3.0)
+    batch = EpisodeBatch(torch.randn(6, OBS_DIM), torch.zeros(6, dtype=torch.long), None,
+                         returns, returns, torch.ones(6, dtype=torch.bool))
+    torch.testing.assert_close(agent.advantage(batch), returns)
+
+
 def test_losses_touch_only_their_own_network():
     torch.manual_seed(0)
     agent = make_agent(True, action_dim=3)

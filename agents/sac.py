@@ -79,7 +79,9 @@ class SACConfig:
     hidden_sizes: list = param([256, 256], "hidden layer widths of actor and critics")
     alpha: float = param(0.2, "initial entropy coefficient α")
     autotune: bool = param(True, "learn α to hold the policy's entropy at the target")
-    target_entropy: float | None = param(None, "entropy target; None: −dim(A) for Box, "
+    target_entropy: float | None = param(None, "entropy target; None: −dim(A) for Box (of "
+                                               "the action in [-1, 1]^dim, before rescaling "
+                                               "to the env's bounds), "
                                                "target_entropy_scale·log|A| for Discrete")
     target_entropy_scale: float = param(
         0.3, "Discrete: entropy target as a fraction of the maximum log|A| (0.98 makes α "

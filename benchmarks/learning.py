@@ -7,7 +7,7 @@ median and spread over seeds, with the target from the agents issue where there 
     python benchmarks/learning.py                      # the full table (hours on 2 CPU cores)
     python benchmarks/learning.py --only Pendulum-v1   # one env
     python benchmarks/learning.py --seeds 1 --quick    # a 10x shorter smoke pass
-    python benchmarks/learning.py --runs runs/learning # keep the run dirs (checkpoints, metrics)
+    python benchmarks/learning.py --runs runs/learning # keep run dirs; finished ones are reused
 
 Presets from configs/ apply when they exist, exactly as `pathwise train` would use them.
 """
@@ -42,13 +42,32 @@ def run_one(agent: str, estimator: str, env: str, steps: int, seed: int, root: P
     from agents.compose import compose_train, to_train_config
     from agents.runner import train
 
+    row = {"agent": agent, "estimator": estimator, "env": env, "steps": steps, "seed": seed}
+    run_dir = root / f"{env}-{agent}-{estimator}-s{seed}".replace("/", "-")
+    if run_dir.exists():
+        return {**row, **finished_run(run_dir, steps)}
     overrides = [f"agent={agent}", f"estimator={estimator}", f"env={env}", f"seed={seed}",
                  f"total_steps={steps}", "wandb.mode=disabled", "device=cpu",
-                 f"run_dir={root / f'{env}-{agent}-{estimator}-s{seed}'.replace('/', '-')}"]
+                 f"run_dir={run_dir}"]
     start = time.perf_counter()
     result = train(to_train_config(compose_train(overrides)[0]))
-    return {"agent": agent, "estimator": estimator, "env": env, "steps": steps, "seed": seed,
-            "return": result.final_eval.return_mean, "seconds": time.perf_counter() - start}
+    return {**row, "return": result.final_eval.return_mean,
+            "seconds": time.perf_counter() - start}
+
+
+def finished_run(run_dir: Path, steps: int) -> dict:
+    """A run an earlier call of this benchmark left under --runs: its final evaluation and
+    training time, so that adding seeds never trains a finished run again. Anything else
+    in its place stops the benchmark (a run is never overwritten)."""
+    from agents.tracking import read_metrics
+
+    metrics = run_dir / "metrics.jsonl"
+    final = [r for r in (read_metrics(metrics) if metrics.is_file() else [])
+             if r.get("global_step") == steps and "eval/return_mean" in r]
+    if not (run_dir / "policy.pt").is_file() or not final:
+        sys.exit(f"learning.py: {run_dir} holds no finished {steps:,}-step run; finish it with "
+                 f"`pathwise train resume={run_dir}` (same budget) or move it away")
+    return {"return": final[-1]["eval/return_mean"], "seconds": final[-1]["time"]}
 
 
 def main(argv=None) -> int:
@@ -59,8 +78,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="10x fewer steps (smoke pass)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--runs", type=Path,
-                        help="keep each run's dir under here (default: a temporary dir); an "
-                             "interrupted run can then go on with `pathwise train resume=DIR`")
+                        help="keep each run's dir under here (default: a temporary dir); a "
+                             "finished run found there is read, not trained again")
     args = parser.parse_args(argv)
 
     rows = [r for r in TABLE if (not args.only or r[2] in args.only)

@@ -289,3 +289,35 @@ def test_the_headline_benchmark_adds_only_the_new_seeds(tmp_path, monkeypatch, c
     # A pass with another budget into the same runs dir is refused, not counted as done.
     with pytest.raises(SystemExit, match="a run of 60 steps where this benchmark trains 300"):
         bench.main(["--out", str(out), "--quick", *quick])
+
+
+def load_learning_benchmark():
+    spec = importlib.util.spec_from_file_location("learning_benchmark",
+                                                  ROOT / "benchmarks" / "learning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_learning_benchmark_reads_finished_runs_and_refuses_unfinished_ones(tmp_path,
+                                                                                capsys):
+    bench = load_learning_benchmark()
+    bench.TABLE = [("sac", "exact", DISCRETE, 300, None)]
+    runs = tmp_path / "runs"
+    assert bench.main(["--seeds", "1", "--runs", str(runs), "--json", str(tmp_path / "a.json")]) \
+        == 0
+    (run_dir,) = runs.iterdir()
+    first = json.loads((tmp_path / "a.json").read_text())
+    metrics_before = (run_dir / "metrics.jsonl").read_bytes()
+    # Again with a second seed: seed 0 is read from its run dir, only seed 1 trains.
+    assert bench.main(["--seeds", "2", "--runs", str(runs), "--json", str(tmp_path / "b.json")]) \
+        == 0
+    second = json.loads((tmp_path / "b.json").read_text())
+    assert second[0]["return"] == first[0]["return"] and second[1]["seed"] == 1
+    assert (run_dir / "metrics.jsonl").read_bytes() == metrics_before
+    assert len(list(runs.iterdir())) == 2
+    # A run of another budget (or an unfinished one) in its place stops the benchmark.
+    bench.TABLE = [("sac", "exact", DISCRETE, 400, None)]
+    with pytest.raises(SystemExit, match="holds no finished 400-step run"):
+        bench.main(["--seeds", "1", "--runs", str(runs)])
+    assert (run_dir / "metrics.jsonl").read_bytes() == metrics_before

@@ -103,7 +103,7 @@ def main(argv=None) -> int:
 
 def table(results: list[dict]) -> str:
     lines = ["| agent | estimator | env | steps | final eval return: median [min, max] | seeds "
-             "| target | minutes/run |", "|---|---|---|---|---|---|---|---|"]
+             "| target | minutes/run (median) |", "|---|---|---|---|---|---|---|---|"]
     keys = []
     for r in results:
         key = (r["agent"], r["estimator"], r["env"], r["steps"])
@@ -114,7 +114,7 @@ def table(results: list[dict]) -> str:
         returns = [r["return"] for r in group]
         target = group[0]["target"]
         met = "" if target is None else (" ✓" if statistics.median(returns) >= target else " ✗")
-        minutes = statistics.mean(r["seconds"] for r in group) / 60
+        minutes = statistics.median(r["seconds"] for r in group) / 60
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]:,} | "
                      f"{statistics.median(returns):.1f} [{min(returns):.1f}, {max(returns):.1f}] "
                      f"| {len(group)} | {'—' if target is None else target}{met} | {minutes:.1f} |")

@@ -247,9 +247,10 @@ def test_a_rendered_grid_point_starts_a_training_run(tmp_path, capsys):
     assert any("grad/exact/variance" in r or "grad/pathwise/variance" in r for r in records)
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("estimators_benchmark",
-                                                  ROOT / "benchmarks" / "estimators.py")
+def load_benchmark(name: str = "estimators"):
+    """benchmarks/<name>.py as a module (benchmarks/ is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark",
+                                                  ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -291,17 +292,9 @@ def test_the_headline_benchmark_adds_only_the_new_seeds(tmp_path, monkeypatch, c
         bench.main(["--out", str(out), "--quick", *quick])
 
 
-def load_learning_benchmark():
-    spec = importlib.util.spec_from_file_location("learning_benchmark",
-                                                  ROOT / "benchmarks" / "learning.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_learning_benchmark_reads_finished_runs_and_refuses_unfinished_ones(tmp_path,
                                                                                 capsys):
-    bench = load_learning_benchmark()
+    bench = load_benchmark("learning")
     bench.TABLE = [("sac", "exact", DISCRETE, 300, None)]
     runs = tmp_path / "runs"
     assert bench.main(["--seeds", "1", "--runs", str(runs), "--json", str(tmp_path / "a.json")]) \

@@ -19,7 +19,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 # (agent, estimator, env, steps, target or None)
@@ -42,23 +41,21 @@ def run_one(agent: str, estimator: str, env: str, steps: int, seed: int, root: P
     from agents.compose import compose_train, to_train_config
     from agents.runner import train
 
-    row = {"agent": agent, "estimator": estimator, "env": env, "steps": steps, "seed": seed}
     run_dir = root / f"{env}-{agent}-{estimator}-s{seed}".replace("/", "-")
-    if run_dir.exists():
-        return {**row, **finished_run(run_dir, steps)}
-    overrides = [f"agent={agent}", f"estimator={estimator}", f"env={env}", f"seed={seed}",
-                 f"total_steps={steps}", "wandb.mode=disabled", "device=cpu",
-                 f"run_dir={run_dir}"]
-    start = time.perf_counter()
-    result = train(to_train_config(compose_train(overrides)[0]))
-    return {**row, "return": result.final_eval.return_mean,
-            "seconds": time.perf_counter() - start}
+    if not run_dir.exists():
+        overrides = [f"agent={agent}", f"estimator={estimator}", f"env={env}", f"seed={seed}",
+                     f"total_steps={steps}", "wandb.mode=disabled", "device=cpu",
+                     f"run_dir={run_dir}"]
+        train(to_train_config(compose_train(overrides)[0]))
+    # One reading for a run trained now and one found there: the same numbers either way.
+    return {"agent": agent, "estimator": estimator, "env": env, "steps": steps, "seed": seed,
+            **finished_run(run_dir, steps)}
 
 
 def finished_run(run_dir: Path, steps: int) -> dict:
-    """A run an earlier call of this benchmark left under --runs: its final evaluation and
-    training time, so that adding seeds never trains a finished run again. Anything else
-    in its place stops the benchmark (a run is never overwritten)."""
+    """A finished run's final evaluation and training time (its metrics' clock), read from
+    its run dir; with --runs this is what lets adding seeds skip the runs already there.
+    Anything else in its place stops the benchmark (a run is never overwritten)."""
     from agents.tracking import read_metrics
 
     metrics = run_dir / "metrics.jsonl"

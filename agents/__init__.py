@@ -10,12 +10,12 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from agents.checkpoint import load_policy
-    from agents.runner import train
+    from pathwise.training.checkpoint import load_policy
+    from pathwise.training.loop import train
 
 __all__ = ["train", "load_policy"]
 
-_LAZY = {"train": "agents.runner", "load_policy": "agents.checkpoint"}
+_LAZY = {"train": "pathwise.training.loop", "load_policy": "pathwise.training.checkpoint"}
 
 
 def __getattr__(name: str):

@@ -31,12 +31,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
-from agents.buffers import EpisodeBatch, RolloutStorage
-from agents.fields import param
-from agents.guards import make_adam, optimizer_step
-from policies.networks import mlp
-from policies.policy import Policy
+from pathwise.agents.buffers import EpisodeBatch, RolloutStorage
+from pathwise.agents.fields import param
+from pathwise.agents.optim import make_adam, optimizer_step
+from pathwise.policies.networks import mlp
+from pathwise.policies.policy import Policy
 
 BASELINES = ("none", "mean", "value")
 

@@ -40,12 +40,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from agents.buffers import Batch, ReplayBuffer
-from agents.fields import param
-from agents.guards import make_adam, optimizer_step
-from policies.networks import QEnsemble
-from policies.policy import Policy
+from pathwise.agents.buffers import Batch, ReplayBuffer
+from pathwise.agents.fields import param
+from pathwise.agents.optim import make_adam, optimizer_step
+from pathwise.policies.networks import QEnsemble
+from pathwise.policies.policy import Policy
 
 
 @dataclass

@@ -16,10 +16,9 @@ import statistics
 import time
 
 import torch
-
-from agents.buffers import Batch
-from agents.sac import SAC, SACConfig
-from policies.estimators import get_estimator
+from pathwise.agents.buffers import Batch
+from pathwise.agents.sac import SAC, SACConfig
+from pathwise.policies.estimators import get_estimator
 
 
 def make_agent(args) -> SAC:

@@ -98,7 +98,7 @@ def run_sweeps(plan, root: Path, args) -> None:
     """One ``pathwise train -m`` sweep per env, of the (estimator, seed) runs not yet finished
     under its sweep dir: a larger ``--seeds`` adds the new seeds in a sub-sweep
     ``seeds-<first>-<last>`` beside the runs already there."""
-    from agents.cli import main as pathwise
+    from pathwise.cli import main as pathwise
 
     for env, steps, seeds, estimators, every in plan:
         sweep = root / env_key(env)
@@ -156,7 +156,7 @@ def fmt(value: float | None) -> str:
 def diagnostics_table(runs) -> list[str]:
     """Per (env, estimator trained with, estimator measured): the seeds' mean of each gradient
     statistic over the last 10 % of training (compare's score)."""
-    from agents import compare
+    from pathwise.analysis import compare
 
     values: dict[tuple[str, str, str], dict[str, float]] = {}
     for stat in STATISTICS:
@@ -206,7 +206,7 @@ def draws_per_state(runs) -> str:
 
 
 def write_report(root: Path, out: Path, plan, command: str, seconds: float | None) -> Path:
-    from agents import compare
+    from pathwise.analysis import compare
 
     # A run still training (no policy.pt yet) would enter the table with a mid-training
     # score and fewer steps than its peers, so the report counts finished runs only.

@@ -38,8 +38,8 @@ TABLE = [
 
 
 def run_one(agent: str, estimator: str, env: str, steps: int, seed: int, root: Path) -> dict:
-    from agents.compose import compose_train, to_train_config
-    from agents.runner import train
+    from pathwise.training.compose import compose_train, to_train_config
+    from pathwise.training.loop import train
 
     run_dir = root / f"{env}-{agent}-{estimator}-s{seed}".replace("/", "-")
     if not run_dir.exists():
@@ -56,7 +56,7 @@ def finished_run(run_dir: Path, steps: int) -> dict:
     """A finished run's final evaluation and training time (its metrics' clock), read from
     its run dir; with --runs this is what lets adding seeds skip the runs already there.
     Anything else in its place stops the benchmark (a run is never overwritten)."""
-    from agents.tracking import read_metrics
+    from pathwise.training.tracking import read_metrics
 
     metrics = run_dir / "metrics.jsonl"
     final = [r for r in (read_metrics(metrics) if metrics.is_file() else [])

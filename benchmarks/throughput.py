@@ -97,9 +97,10 @@ class Clock:
 
 # -- the workers: one run each, in a subprocess ---------------------------------------------
 def pathwise_sac(args) -> dict:
-    from agents.config import TrainConfig, WandbConfig
-    from agents.runner import train
-    from agents.sac import SACConfig
+    from pathwise.agents.sac import SACConfig
+
+    from pathwise.training.config import TrainConfig, WandbConfig
+    from pathwise.training.loop import train
 
     agent = SACConfig(lr=3e-4, alpha_lr=3e-4, batch_size=args.batch_size,
                       buffer_size=args.buffer_size, learning_starts=args.learning_starts,
@@ -142,9 +143,10 @@ def sb3_sac(args) -> dict:
 
 
 def pathwise_reinforce(args) -> dict:
-    from agents.config import EstimatorConfig, TrainConfig, WandbConfig
-    from agents.reinforce import ReinforceConfig
-    from agents.runner import train
+    from pathwise.agents.reinforce import ReinforceConfig
+
+    from pathwise.training.config import EstimatorConfig, TrainConfig, WandbConfig
+    from pathwise.training.loop import train
 
     # configs/preset/reinforce/CartPole-v1.yaml
     agent = ReinforceConfig(lr=1e-3, batch_steps=2000, hidden_sizes=[64, 64])
@@ -182,7 +184,7 @@ def _compile_options(args) -> dict:
 
 
 def _load_policy(path: Path, device: str):
-    from agents.checkpoint import load_policy
+    from pathwise.training.checkpoint import load_policy
 
     return load_policy(path, device=device)
 

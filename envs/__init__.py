@@ -4,8 +4,8 @@ Importing the package registers the testbeds with Gymnasium, so their ids work a
 id does (`make_env("pathwise/ContinuousBandit-v0")`, `pathwise train env=...`).
 """
 
-from envs import testbeds  # noqa: F401  (registers the testbed ids)
-from envs.make import (
+from pathwise.envs import testbeds  # noqa: F401  (registers the testbed ids)
+from pathwise.envs.make import (
     EnvError,
     EnvStateError,
     StepResult,

@@ -210,8 +210,8 @@ def _register() -> None:
     # Gymnasium warn about overriding them. No max_episode_steps: the envs terminate by
     # themselves, and a TimeLimit of 1 would mark every step truncated as well as terminated.
     for env_id, entry_point in (
-        (CONTINUOUS_BANDIT_ID, "envs.testbeds:ContinuousBandit"),
-        (DISCRETE_BANDIT_ID, "envs.testbeds:DiscreteBandit"),
+        (CONTINUOUS_BANDIT_ID, "pathwise.envs.testbeds:ContinuousBandit"),
+        (DISCRETE_BANDIT_ID, "pathwise.envs.testbeds:DiscreteBandit"),
     ):
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point)

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from pathwise.envs.make import scale_action
+from pathwise.policies.distributions import GumbelSoftmax, TanhNormal, bound_log_std
+from pathwise.policies.networks import mlp
 from torch import nn
-
-from envs.make import scale_action
-from policies.distributions import GumbelSoftmax, TanhNormal, bound_log_std
-from policies.networks import mlp
 
 
 class Policy(nn.Module):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-import agents.checkpoint as checkpoint_module
-from agents.checkpoint import (
+import pathwise.training.checkpoint as checkpoint_module
+from pathwise.training.checkpoint import (
     CHECKPOINT_FORMAT,
     FORMAT_VERSION,
     POLICY_FORMAT,
@@ -22,8 +22,8 @@ from agents.checkpoint import (
     atomic_save,
     safe_load,
 )
-from agents.runner import _rng_state, _set_rng_state
-from agents.tracking import read_metrics
+from pathwise.training.loop import _rng_state, _set_rng_state
+from pathwise.training.tracking import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +70,7 @@ def _calls(tree: ast.AST, module: str, name: str):
 
 
 def test_every_load_in_the_code_is_weights_only():
-    files = [p for folder in ("agents", "policies", "envs", "benchmarks")
+    files = [p for folder in ("pathwise", "agents", "policies", "envs", "benchmarks")
              for p in (ROOT / folder).rglob("*.py")]
     assert len(files) > 10
     loads = 0

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pathwise.agents.buffers import Batch
+from pathwise.agents.sac import SAC, SACConfig
 
-import agents.runner as runner
-from agents.buffers import Batch
-from agents.cli import main
-from agents.config import ConfigError, EstimatorConfig, TrainConfig, WandbConfig
-from agents.sac import SAC, SACConfig
-from agents.tracking import read_metrics
+import pathwise.training.loop as runner
+from pathwise.cli import main
+from pathwise.training.config import ConfigError, EstimatorConfig, TrainConfig, WandbConfig
+from pathwise.training.tracking import read_metrics
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -67,7 +67,7 @@ def test_an_unknown_compile_mode_is_refused(tmp_path):
 
 
 def test_compile_on_an_agent_without_it_is_refused(tmp_path):
-    from agents.reinforce import ReinforceConfig
+    from pathwise.agents.reinforce import ReinforceConfig
 
     cfg = TrainConfig(env="CartPole-v1", agent=ReinforceConfig(), total_steps=100,
                       estimator=EstimatorConfig(name="score"), device="cpu", compile=True,
@@ -169,7 +169,7 @@ def test_act_observe_and_update_make_no_host_sync_on_cuda():
 @pytest.mark.cuda
 @needs_cuda
 def test_the_packed_env_step_on_cuda_matches_the_cpu_one():
-    from envs.make import make_vec_env
+    from pathwise.envs.make import make_vec_env
 
     results = []
     for device in ("cpu", "cuda"):

@@ -6,11 +6,13 @@ import math
 
 import pytest
 import torch
+from pathwise.agents.reinforce import Reinforce, ReinforceConfig
+from pathwise.agents.sac import SAC, SACConfig
+from pathwise.policies.estimators import Exact, Pathwise, Score
 from torch.distributions import Normal
 
-from agents import lab
-from agents.config import ConfigError, DiagnosticsConfig, EstimatorConfig, TrainConfig, WandbConfig
-from agents.diagnostics import (
+from pathwise.analysis import lab
+from pathwise.analysis.diagnostics import (
     _OwnRandomness,
     gradient_stats,
     mean_gradient,
@@ -18,11 +20,15 @@ from agents.diagnostics import (
     measure_sac,
     sample_gradients,
 )
-from agents.reinforce import Reinforce, ReinforceConfig
-from agents.runner import as_train_config, train
-from agents.sac import SAC, SACConfig
-from agents.tracking import read_metrics
-from policies.estimators import Exact, Pathwise, Score
+from pathwise.training.config import (
+    ConfigError,
+    DiagnosticsConfig,
+    EstimatorConfig,
+    TrainConfig,
+    WandbConfig,
+)
+from pathwise.training.loop import as_train_config, train
+from pathwise.training.tracking import read_metrics
 
 Z = 5.0  # tolerance in standard errors
 
@@ -136,7 +142,7 @@ def test_box_sac_reports_cosine_to_a_many_sample_reference_and_no_bias():
 
 
 def test_reinforce_per_episode_estimates_average_to_the_batch_gradient():
-    from agents.diagnostics import collect_episodes
+    from pathwise.analysis.diagnostics import collect_episodes
 
     torch.manual_seed(0)
     agent = Reinforce(1, 3, True, ReinforceConfig(baseline="value", hidden_sizes=[8]),

@@ -12,13 +12,13 @@ import warnings
 
 import pytest
 import torch
+from pathwise.agents.reinforce import ReinforceConfig
+from pathwise.agents.sac import SACConfig, TemperatureSchedule
 
-import agents.runner as runner
-from agents.checkpoint import atomic_save
-from agents.config import EstimatorConfig, TrainConfig, WandbConfig
-from agents.reinforce import ReinforceConfig
-from agents.sac import SACConfig, TemperatureSchedule
-from agents.tracking import read_metrics
+import pathwise.training.loop as runner
+from pathwise.training.checkpoint import atomic_save
+from pathwise.training.config import EstimatorConfig, TrainConfig, WandbConfig
+from pathwise.training.tracking import read_metrics
 
 WALL_CLOCK = ("time", "charts/sps")
 CRASH_AFTER = 150  # the last checkpoint before the crash is at step 100
@@ -164,7 +164,7 @@ def test_a_checkpoint_with_missing_or_damaged_state_is_refused_in_one_line(runs,
                                                                           damage, message):
     """A file in our format that lacks what resuming reads gets a CheckpointError naming the
     file, never a KeyError or a torch error from deep in the RNG restore."""
-    from agents.checkpoint import CheckpointError
+    from pathwise.training.checkpoint import CheckpointError
 
     run_dir = tmp_path / "damaged"
     shutil.copytree(runs("reinforce") / "crashed", run_dir)

@@ -7,12 +7,12 @@ import copy
 
 import pytest
 import torch
+from pathwise.agents.buffers import Batch, EpisodeBatch
+from pathwise.agents.optim import optimizer_step
+from pathwise.agents.reinforce import Reinforce, ReinforceConfig
+from pathwise.agents.sac import SAC, SACConfig
 
-from agents.buffers import Batch, EpisodeBatch
-from agents.config import EstimatorConfig
-from agents.guards import optimizer_step
-from agents.reinforce import Reinforce, ReinforceConfig
-from agents.sac import SAC, SACConfig
+from pathwise.training.config import EstimatorConfig
 
 
 def snapshot(module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
@@ -106,7 +106,7 @@ def test_reinforce_skips_the_steps_of_nan_returns():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_the_skip_costs_no_host_sync_on_cuda():
     """nan_policy=skip on a GPU: the fused optimizer takes the flag on the device."""
-    from agents.guards import make_adam
+    from pathwise.agents.optim import make_adam
 
     torch.manual_seed(0)
     net = torch.nn.Linear(3, 2).cuda()

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from pathwise.agents.buffers import EpisodeBatch, RolloutStorage
+from pathwise.agents.reinforce import Reinforce, ReinforceConfig
+from pathwise.envs.testbeds import CONTINUOUS_BANDIT_ID, DISCRETE_BANDIT_ID
 
-import agents.runner as runner
-from agents.buffers import EpisodeBatch, RolloutStorage
-from agents.config import ConfigError, EstimatorConfig
-from agents.reinforce import Reinforce, ReinforceConfig
-from envs.testbeds import CONTINUOUS_BANDIT_ID, DISCRETE_BANDIT_ID
+import pathwise.training.loop as runner
+from pathwise.training.config import ConfigError, EstimatorConfig
 
 OBS_DIM = 3
 

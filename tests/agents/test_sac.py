@@ -5,10 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from pathwise.agents.buffers import Batch
+from pathwise.agents.sac import SAC, SACConfig, TemperatureSchedule
 
-from agents.buffers import Batch
-from agents.config import EstimatorConfig
-from agents.sac import SAC, SACConfig, TemperatureSchedule
+from pathwise.training.config import EstimatorConfig
 
 OBS_DIM = 3
 

@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
+from pathwise.agents.sac import SACConfig
 
-import agents.runner as runner
-from agents.checkpoint import load_policy
-from agents.config import EstimatorConfig, TrainConfig, WandbConfig
-from agents.sac import SACConfig
-from agents.tracking import read_metrics
+import pathwise.training.loop as runner
+from pathwise.training.checkpoint import load_policy
+from pathwise.training.config import EstimatorConfig, TrainConfig, WandbConfig
+from pathwise.training.tracking import read_metrics
 
 
 def small_sac(**overrides) -> SACConfig:
@@ -84,8 +84,8 @@ def test_eval_reproduces_the_runs_logged_evaluation_and_stochastic_eval_is_seede
         tmp_path, monkeypatch, capsys):
     import json
 
-    from agents.cli import main
-    from agents.evaluation import eval_seed, evaluate
+    from pathwise.cli import main
+    from pathwise.training.evaluation import eval_seed, evaluate
 
     result, agent, _ = run(tmp_path, monkeypatch, "Pendulum-v1", "pathwise", total_steps=200,
                            seed=3)
@@ -112,9 +112,8 @@ def test_saved_policy_acts_in_a_discrete_space_that_does_not_start_at_zero(
         tmp_path, monkeypatch, agent_name):
     # Discrete(3, start=-1): the env's actions are -1, 0, 1 and the best one is 1 (index 2).
     import gymnasium as gym
-
-    from agents.reinforce import ReinforceConfig
-    from envs.testbeds import DiscreteBandit
+    from pathwise.agents.reinforce import ReinforceConfig
+    from pathwise.envs.testbeds import DiscreteBandit
 
     if OFFSET_BANDIT_ID not in gym.registry:
         gym.register(OFFSET_BANDIT_ID, entry_point=DiscreteBandit,
@@ -138,7 +137,7 @@ def test_saved_policy_acts_in_a_discrete_space_that_does_not_start_at_zero(
 def test_best_pt_holds_the_policy_of_the_best_evaluation(tmp_path, monkeypatch):
     """Scripted evaluation returns 1, 3, 2, 3 at steps 50, 100, 150, 200: best.pt is written
     at step 100 (a later tie does not replace it), with the weights the policy had then."""
-    from agents.evaluation import EvalResult
+    from pathwise.training.evaluation import EvalResult
 
     scripted = iter([1.0, 3.0, 2.0, 3.0])
     weights_at = {}

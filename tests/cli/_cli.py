@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agents.cli import main
+from pathwise.cli import main
 
 DISCRETE = "pathwise/DiscreteBandit-v0"
 CONTINUOUS = "pathwise/ContinuousBandit-v0"

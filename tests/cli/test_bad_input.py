@@ -10,7 +10,7 @@ import pytest
 import torch
 from _cli import CONTINUOUS, run_cli, tiny
 
-from agents.checkpoint import atomic_save, safe_load
+from pathwise.training.checkpoint import atomic_save, safe_load
 
 
 class Payload:
@@ -106,7 +106,7 @@ def test_an_unwritable_run_dir_fails_before_training_starts(tmp_path, capsys):
 
 
 def test_hydra_full_error_lets_the_traceback_through(tmp_path, monkeypatch, capsys):
-    from agents.cli import UsageError, main
+    from pathwise.cli import UsageError, main
 
     assert main(["eval", str(tmp_path / "missing")]) == 2  # one line, as above
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")

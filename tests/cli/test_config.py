@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from _cli import DISCRETE, run_cli
+from pathwise.agents.fields import describe
 
-from agents.compose import (
+from pathwise.training.compose import (
     UsageError,
     compose_train,
     env_file_key,
@@ -14,8 +15,7 @@ from agents.compose import (
     presets,
     to_train_config,
 )
-from agents.config import TrainConfig
-from agents.fields import describe
+from pathwise.training.config import TrainConfig
 
 
 def composed(*overrides: str):
@@ -39,7 +39,7 @@ def test_estimator_group_values():
 
 
 def test_reinforce_trains_with_the_score_estimator_unless_told_otherwise():
-    pytest.importorskip("agents.reinforce")
+    pytest.importorskip("pathwise.agents.reinforce")
     cfg, preset = composed("agent=reinforce", "env=CartPole-v1")
     assert cfg.estimator.name == "score" and preset == "reinforce/CartPole-v1"
     assert cfg.agent.lr == pytest.approx(1e-3) and cfg.agent.batch_steps == 2000
@@ -48,7 +48,7 @@ def test_reinforce_trains_with_the_score_estimator_unless_told_otherwise():
 @pytest.mark.parametrize("agent,env", [(a, e) for a, envs in presets().items() for e in envs])
 def test_every_preset_composes_and_validates(agent, env):
     if agent == "reinforce":
-        pytest.importorskip("agents.reinforce")
+        pytest.importorskip("pathwise.agents.reinforce")
     cfg, _ = compose_train([f"agent={agent}", f"preset={agent}/{env}"])
     to_train_config(cfg)
 
@@ -61,7 +61,7 @@ def test_presets_exist_for_the_benchmark_envs():
 
 def test_env_ids_map_to_file_names():
     assert env_file_key("pathwise/DiscreteBandit-v0") == "pathwise-DiscreteBandit-v0"
-    assert env_file_key("envs.testbeds:pathwise/DiscreteBandit-v0") == \
+    assert env_file_key("pathwise.envs.testbeds:pathwise/DiscreteBandit-v0") == \
         "pathwise-DiscreteBandit-v0"
 
 

@@ -12,8 +12,8 @@ import time
 import pytest
 from _cli import run_cli, tiny
 
-from agents.checkpoint import safe_load
-from agents.tracking import read_metrics
+from pathwise.training.checkpoint import safe_load
+from pathwise.training.tracking import read_metrics
 
 EXE = shutil.which("pathwise") or ""
 TOTAL = 200

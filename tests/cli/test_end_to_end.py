@@ -143,8 +143,9 @@ def test_eval_of_best_pt_uses_the_runs_seeds_and_writes_eval_best_json(discrete_
 def test_eval_refuses_an_env_whose_action_bounds_differ_from_the_policy(tmp_path, capsys):
     """Same shapes (3-dim obs, one action) but the policy acts in [-1, 1] and Pendulum in
     [-2, 2]: evaluating it there would measure a policy that never uses half its range."""
-    from agents.checkpoint import save_policy
-    from policies.policy import Policy
+    from pathwise.policies.policy import Policy
+
+    from pathwise.training.checkpoint import save_policy
 
     path = tmp_path / "policy.pt"
     save_policy(Policy(3, 1, False, hidden_sizes=[8]), path)

@@ -28,7 +28,7 @@ def test_version_and_help_answer_without_importing_torch():
     assert top.returncode == 0
     for command in ("train", "eval", "compare"):
         assert command in top.stdout
-    code = "import sys, agents.cli; print('torch' in sys.modules)"
+    code = "import sys, pathwise.cli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True,
                           text=True).stdout.strip() == "False"
     assert time.perf_counter() - start < 30

@@ -12,8 +12,8 @@ import torch
 from _cli import records, run_cli, tiny
 from gymnasium import spaces
 
-import agents.runner as runner
-from agents.checkpoint import safe_load
+import pathwise.training.loop as runner
+from pathwise.training.checkpoint import safe_load
 
 
 class NanRewardEnv(gym.Env):
@@ -126,7 +126,7 @@ def test_a_nonfinite_parameter_stops_the_run_under_either_policy(tmp_path, monke
 
     from omegaconf import OmegaConf
 
-    from agents.compose import compose_train
+    from pathwise.training.compose import compose_train
 
     cfg, _ = compose_train([*tiny(eval_every=0, nan_policy=nan_policy),
                             f"run_dir={tmp_path / 'run'}"])
@@ -151,7 +151,7 @@ def test_an_error_that_a_nonfinite_value_causes_is_reported_as_that_value(tmp_pa
 
     from omegaconf import OmegaConf
 
-    from agents.compose import compose_train
+    from pathwise.training.compose import compose_train
 
     cfg, _ = compose_train([*tiny(STRICT_ENV, eval_every=0), f"run_dir={tmp_path / 'run'}"])
     with pytest.raises(runner.TrainingError, match=r"non-finite parameter policy\..* at step "

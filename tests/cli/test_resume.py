@@ -8,7 +8,7 @@ import signal
 import torch
 from _cli import records, run_cli, tiny
 
-from agents import cli
+from pathwise import cli
 
 
 def interrupt_at(step: int, monkeypatch) -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pathwise.envs.make import make_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-import agents
-from agents.evaluation import evaluate
-from envs.make import make_env
+import pathwise
+from pathwise.training.evaluation import evaluate
 
 
 def test_sb3_evaluate_policy_on_a_loaded_discrete_policy(discrete_run):
-    policy = agents.load_policy(discrete_run, device="cpu")
+    policy = pathwise.load_policy(discrete_run, device="cpu")
     env_id = policy.metadata["env_id"]
     mean, std = evaluate_policy(policy, Monitor(make_env(env_id)), n_eval_episodes=5,
                                 deterministic=True)
@@ -24,7 +24,7 @@ def test_sb3_evaluate_policy_on_a_loaded_discrete_policy(discrete_run):
 
 
 def test_sb3_evaluate_policy_on_a_loaded_box_policy(continuous_run):
-    policy = agents.load_policy(continuous_run / "policy.pt")
+    policy = pathwise.load_policy(continuous_run / "policy.pt")
     env = Monitor(make_env(policy.metadata["env_id"]))
     episode_rewards, lengths = evaluate_policy(policy, env, n_eval_episodes=3,
                                                return_episode_rewards=True)
@@ -36,7 +36,7 @@ def test_sb3_evaluate_policy_on_a_loaded_box_policy(continuous_run):
 
 
 def test_predict_refuses_observations_of_the_wrong_size_in_one_line(continuous_run):
-    policy = agents.load_policy(continuous_run / "policy.pt")
+    policy = pathwise.load_policy(continuous_run / "policy.pt")
     wrong = np.zeros(policy.obs_dim + 1, dtype=np.float32)
     with pytest.raises(ValueError, match=rf"shape \({policy.obs_dim},\).*got \({wrong.size},\)"):
         policy.predict(wrong)

@@ -18,9 +18,9 @@ import yaml
 from _cli import DISCRETE, run_cli, tiny
 from omegaconf import OmegaConf
 
-from agents.cli import main
-from agents.compose import compose_train, parse_overrides, to_train_config
-from agents.sweeps import available_cores, job_threads, thread_budget
+from pathwise.cli import main
+from pathwise.training.compose import compose_train, parse_overrides, to_train_config
+from pathwise.training.sweeps import available_cores, job_threads, thread_budget
 
 ROOT = Path(__file__).resolve().parents[2]
 SWEEP_FILE = ROOT / "configs" / "sweeps" / "estimators.yaml"
@@ -131,10 +131,10 @@ def test_a_two_job_sweep_through_submitit_local(tmp_path, capsys):
 def test_slurm_config_extends_submitit_slurm_with_placeholders():
     from hydra import compose, initialize_config_module
 
-    from agents.compose import register_schemas
+    from pathwise.training.compose import register_schemas
 
     register_schemas()
-    with initialize_config_module("configs", version_base=None):
+    with initialize_config_module("pathwise.configs", version_base=None):
         cfg = compose("train", overrides=["hydra/launcher=slurm",
                                           "hydra.launcher.partition=gpu"],
                       return_hydra_config=True)
@@ -157,7 +157,7 @@ def test_ray_cluster_config_joins_a_running_cluster():
 def test_a_launcher_whose_extra_is_missing_names_the_extra(capsys):
     code, _, err = run_cli(capsys, "train", "-m", "seed=0", "hydra/launcher=ray_cluster")
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert 'pip install "pathwise[ray]"' in err
+    assert 'pip install "pathwise-rl[ray]"' in err
 
 
 # -- wandb sweeps ---------------------------------------------------------------------------

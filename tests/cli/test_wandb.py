@@ -68,7 +68,7 @@ def test_online_without_credentials_stops_before_training(tmp_path, monkeypatch,
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    from agents.tracking import wandb_credentials_missing
+    from pathwise.training.tracking import wandb_credentials_missing
 
     if not wandb_credentials_missing():
         pytest.skip("wandb still finds credentials on this machine")

@@ -9,8 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-
-from envs import make_vec_env
+from pathwise.envs import make_vec_env
 
 TIME_LIMIT = 4
 

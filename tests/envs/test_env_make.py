@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-
-from envs import EnvError, TorchVecEnv, check_spaces, make_env, make_vec_env, scale_action
-from envs.testbeds import CONTINUOUS_BANDIT_ID, DISCRETE_BANDIT_ID
+from pathwise.envs import EnvError, TorchVecEnv, check_spaces, make_env, make_vec_env, scale_action
+from pathwise.envs.testbeds import CONTINUOUS_BANDIT_ID, DISCRETE_BANDIT_ID
 
 
 class SpacesEnv(gym.Env):

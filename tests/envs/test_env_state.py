@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-
-from envs import EnvStateError, make_vec_env
+from pathwise.envs import EnvStateError, make_vec_env
 
 
 def through_a_file(state: dict) -> dict:

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _pstats import Z, assert_close_se, log1m_tanh_sq_reference, mean_se, normal_pdf
+from pathwise.policies.distributions import GumbelSoftmax, TanhNormal, bound_log_std, log1m_tanh_sq
 from torch.distributions import (
     AffineTransform,
     Categorical,
@@ -19,8 +20,6 @@ from torch.distributions import (
     TanhTransform,
     TransformedDistribution,
 )
-
-from policies.distributions import GumbelSoftmax, TanhNormal, bound_log_std, log1m_tanh_sq
 
 F64 = torch.float64
 

@@ -11,10 +11,9 @@ import math
 import pytest
 import torch
 from _pstats import Z, assert_close_se, mean_se, normal_pdf, var_se
+from pathwise.policies.distributions import GumbelSoftmax, TanhNormal
+from pathwise.policies.estimators import get_estimator
 from torch.distributions import Categorical, Normal, OneHotCategorical, kl_divergence
-
-from policies.distributions import GumbelSoftmax, TanhNormal
-from policies.estimators import get_estimator
 
 F64 = torch.float64
 

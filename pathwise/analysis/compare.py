@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.tracking import read_metrics
+from pathwise.training.tracking import read_metrics
 
 DEFAULT_METRIC = "eval/return_mean"
 BOOTSTRAP_REPS = 2000

@@ -35,7 +35,10 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from agents.checkpoint import (
+from pathwise.agents.optim import NAN_POLICIES
+from pathwise.agents.sac import SAC, SACConfig
+from pathwise.envs.make import EnvStateError, make_vec_env
+from pathwise.training.checkpoint import (
     CHECKPOINT_FORMAT,
     FORMAT_VERSION,
     CheckpointError,
@@ -43,12 +46,14 @@ from agents.checkpoint import (
     safe_load,
     save_policy,
 )
-from agents.config import COMPILE_MODES, ConfigError, TrainConfig
-from agents.evaluation import EvalResult, eval_seed, evaluate
-from agents.guards import NAN_POLICIES
-from agents.sac import SAC, SACConfig
-from agents.tracking import JsonlWriter, WandbRun, read_metrics, wandb_credentials_missing
-from envs.make import EnvStateError, make_vec_env
+from pathwise.training.config import COMPILE_MODES, ConfigError, TrainConfig
+from pathwise.training.evaluation import EvalResult, eval_seed, evaluate
+from pathwise.training.tracking import (
+    JsonlWriter,
+    WandbRun,
+    read_metrics,
+    wandb_credentials_missing,
+)
 
 
 class TrainingError(RuntimeError):
@@ -66,7 +71,7 @@ class TrainResult:
 
 def agent_classes() -> dict:
     """Agent name → (agent class, config dataclass)."""
-    from agents.reinforce import Reinforce, ReinforceConfig
+    from pathwise.agents.reinforce import Reinforce, ReinforceConfig
 
     return {"sac": (SAC, SACConfig), "reinforce": (Reinforce, ReinforceConfig)}
 
@@ -438,7 +443,7 @@ def _loop(cfg: TrainConfig, agent, envs, run_dir: Path, progress, start: dict) -
     exit_code = 1
     probe = None
     if cfg.diagnostics.every > 0:
-        from agents.diagnostics import Diagnostics
+        from pathwise.analysis.diagnostics import Diagnostics
 
         probe = Diagnostics(cfg, agent.device)
 

@@ -65,8 +65,8 @@ import numpy as np
 import torch
 from torch.distributions import Distribution, Normal
 
-from policies.distributions import GumbelSoftmax, TanhNormal
-from policies.estimators import Exact, Pathwise, Score
+from pathwise.policies.distributions import GumbelSoftmax, TanhNormal
+from pathwise.policies.estimators import Exact, Pathwise, Score
 
 
 # -- one estimator's statistics -------------------------------------------------------------
@@ -336,8 +336,8 @@ def collect_episodes(policy, env_id: str, episodes: int, seed: int, gamma: float
     ``EpisodeBatch`` (returns-to-go G_t), the steps of the completed episodes only, those
     running when the count is reached included (``RolloutStorage.close``: no length bias).
     ``bootstrap``: V(s) for truncated episodes, as the agent trains with (or None)."""
-    from agents.buffers import RolloutStorage
-    from envs.make import make_vec_env
+    from pathwise.agents.buffers import RolloutStorage
+    from pathwise.envs.make import make_vec_env
 
     n = max(1, min(num_envs, episodes))
     envs = make_vec_env(env_id, n, seed, device)
@@ -458,9 +458,9 @@ def load_agent(target, device: torch.device | str = "cpu"):
     ``checkpoints/last.pt``) or a checkpoint file. Bad files raise ``CheckpointError``."""
     from pathlib import Path
 
-    from agents.checkpoint import CheckpointError
-    from agents.runner import as_train_config, build_agent, load_checkpoint
-    from envs.make import make_vec_env
+    from pathwise.envs.make import make_vec_env
+    from pathwise.training.checkpoint import CheckpointError
+    from pathwise.training.loop import as_train_config, build_agent, load_checkpoint
 
     path = Path(target)
     if path.is_dir():
@@ -495,7 +495,7 @@ def diagnose(target, device: torch.device | str = "cpu", seed: int | None = None
         cfg.diagnostics, **{k: v for k, v in settings.items() if v is not None})
     problems = cfg.diagnostics.validate()
     if problems:
-        from agents.config import ConfigError
+        from pathwise.training.config import ConfigError
 
         raise ConfigError(problems[0])
     if seed is not None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_MODULE = "configs"
+CONFIG_MODULE = "pathwise.configs"
 CONFIG_NAME = "train"
 PRESET_GROUP = "preset"
 # Agents whose natural estimator is not the schema's default (pathwise).
@@ -43,13 +43,13 @@ def one_line(text: object) -> str:
 # -- the schema -----------------------------------------------------------------------------
 def agent_schemas() -> dict[str, type]:
     """Config dataclass of each agent that can be imported here."""
-    from agents.sac import SACConfig
+    from pathwise.agents.sac import SACConfig
 
     schemas = {"sac": SACConfig}
     try:
-        from agents.reinforce import ReinforceConfig
+        from pathwise.agents.reinforce import ReinforceConfig
     except ModuleNotFoundError as err:  # REINFORCE not installed in this checkout yet
-        if err.name != "agents.reinforce":
+        if err.name != "pathwise.agents.reinforce":
             raise
     else:
         schemas["reinforce"] = ReinforceConfig
@@ -60,7 +60,7 @@ def register_schemas() -> None:
     """Store the dataclass schema under ``schema/`` in Hydra's ConfigStore (idempotent)."""
     from hydra.core.config_store import ConfigStore
 
-    from agents.config import EstimatorConfig, TrainConfig
+    from pathwise.training.config import EstimatorConfig, TrainConfig
 
     store = ConfigStore.instance()
     # ``agent`` is untyped at the top: the agent group's own schema types it.
@@ -184,7 +184,7 @@ def _resume_config(run_dir: str, parsed) -> DictConfig:
         raise UsageError(f"resume={run_dir}: no such run directory")
     if not path.is_file():
         raise UsageError(f"resume={run_dir}: not a run directory (no config.yaml)")
-    from agents.runner import RESUME_KEYS
+    from pathwise.training.loop import RESUME_KEYS
 
     saved = OmegaConf.load(path)
     for override in parsed:
@@ -210,8 +210,8 @@ def _resume_config(run_dir: str, parsed) -> DictConfig:
 
 def to_train_config(cfg: DictConfig):
     """The ``TrainConfig`` dataclass of a composed config, validated (one-line ``UsageError``)."""
-    from agents.config import ConfigError
-    from agents.runner import as_train_config
+    from pathwise.training.config import ConfigError
+    from pathwise.training.loop import as_train_config
 
     try:
         return as_train_config(cfg)
@@ -222,8 +222,13 @@ def to_train_config(cfg: DictConfig):
 # -- --help ---------------------------------------------------------------------------------
 def field_rows() -> list[tuple[str, list[tuple[str, str, str]]]]:
     """Sections of ``(dotted name, default, help)`` for ``pathwise train --help``."""
-    from agents.config import DiagnosticsConfig, EstimatorConfig, TrainConfig, WandbConfig
-    from agents.fields import describe
+    from pathwise.agents.fields import describe
+    from pathwise.training.config import (
+        DiagnosticsConfig,
+        EstimatorConfig,
+        TrainConfig,
+        WandbConfig,
+    )
 
     top = [row for row in describe(TrainConfig)
            if not row[0].startswith(("agent.", "estimator.", "wandb.", "diagnostics."))]
@@ -268,7 +273,7 @@ def explain(err: BaseException) -> str:
         chosen = re.search(r"In 'hydra/launcher/(\w+)'", text) or launcher
         extra = LAUNCHER_EXTRAS[launcher.group(1)]
         return (f"hydra/launcher={chosen.group(1)} needs the [{extra}] extra: "
-                f"pip install \"pathwise[{extra}]\"")
+                f"pip install \"pathwise-rl[{extra}]\"")
 
     missing = re.search(r"Could not find '([^']+)'", text)
     if missing:  # an unknown group option: agent=ppo, estimator=magic, preset=sac/Nowhere

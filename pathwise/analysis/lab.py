@@ -46,8 +46,8 @@ import numpy as np
 import torch
 from torch.distributions import Independent, Normal
 
-from policies.distributions import GumbelSoftmax
-from policies.estimators import Exact, Pathwise, Score
+from pathwise.policies.distributions import GumbelSoftmax
+from pathwise.policies.estimators import Exact, Pathwise, Score
 
 SAMPLES = 20_000  # Monte Carlo draws per point
 LOO_SAMPLES = 4  # draws per estimate of the leave-one-out score estimator (as estimator=score)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agents.fields import param
-from agents.sac import SACConfig
+from pathwise.agents.fields import param
+from pathwise.agents.sac import SACConfig
 
 
 class ConfigError(ValueError):
@@ -22,7 +22,7 @@ class EstimatorConfig:
     baseline: str = param("mean", "score: none | mean (leave-one-out over num_samples)")
 
     def build(self):
-        from policies.estimators import get_estimator
+        from pathwise.policies.estimators import get_estimator
 
         if self.name == "pathwise":
             return get_estimator("pathwise", num_samples=self.num_samples or 1)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from envs.make import make_env
+from pathwise.envs.make import make_env
 
 # Evaluation episodes start from seeds of their own: far from the training envs' seeds
 # (seed + i for sub-env i), and 1000 apart per training seed, so runs with seeds s and s + 1

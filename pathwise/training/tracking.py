@@ -130,7 +130,7 @@ class WandbRun:
             artifact_name("policy", metadata.get("env", ""), metadata.get("agent", ""),
                           metadata.get("estimator", "")),
             type="model", metadata=metadata,
-            description="pathwise policy: agents.load_policy(path) → predict(obs)")
+            description="pathwise policy: pathwise.load_policy(path) → predict(obs)")
         artifact.add_file(str(path), name=Path(path).name)
         self.run.log_artifact(artifact)
 

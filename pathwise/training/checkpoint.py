@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from policies.policy import Policy
+from pathwise.policies.policy import Policy
 
 CHECKPOINT_FORMAT = "pathwise-checkpoint"
 POLICY_FORMAT = "pathwise-policy"

@@ -55,13 +55,9 @@ class RuntimeFailure(RuntimeError):
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as package_version
+    from pathwise import __version__
 
-    try:
-        return package_version("pathwise")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "0+unknown"
+    return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +121,7 @@ TRAIN_USAGE = f"usage: {PROG} train [-m] [--print-config] [--no-progress] [OVERR
 
 
 def train_help() -> str:
-    from agents.compose import field_rows, group_options, presets
+    from pathwise.training.compose import field_rows, group_options, presets
 
     lines = [TRAIN_USAGE, "",
              "Train an agent. OVERRIDEs are Hydra's key=value (lists as key=[64,64]); the config",
@@ -183,7 +179,7 @@ def cmd_train(args: list[str]) -> int:
         return _multirun(overrides, progress="no_progress" not in chosen)
     from omegaconf import OmegaConf
 
-    from agents.compose import compose_train
+    from pathwise.training.compose import compose_train
 
     cfg, preset = compose_train(overrides)
     if "print_config" in chosen:
@@ -195,8 +191,8 @@ def cmd_train(args: list[str]) -> int:
 
 def run_training(cfg, preset: str | None, progress: bool = True) -> int:
     """Train one composed config with a progress bar; print the summary table."""
-    from agents.compose import to_train_config
-    from agents.runner import default_run_dir, resolve_device, train
+    from pathwise.training.compose import to_train_config
+    from pathwise.training.loop import default_run_dir, resolve_device, train
 
     tc = to_train_config(cfg)
     if not tc.run_dir and not tc.resume:
@@ -331,7 +327,7 @@ def _multirun(overrides: list[str], progress: bool) -> int:
     from hydra._internal.utils import create_config_search_path
     from hydra.core.global_hydra import GlobalHydra
 
-    from agents.compose import (
+    from pathwise.training.compose import (
         CONFIG_MODULE,
         CONFIG_NAME,
         explain,
@@ -373,8 +369,8 @@ def _multirun_job(_cfg, progress: bool) -> int:
     """One job of a multirun: its overrides composed like a single run (presets included)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from agents.compose import compose_train
-    from agents.sweeps import job_threads, runs_in_parallel
+    from pathwise.training.compose import compose_train
+    from pathwise.training.sweeps import job_threads, runs_in_parallel
 
     hc = HydraConfig.get()
     cfg, preset = compose_train(list(hc.overrides.task))
@@ -475,7 +471,7 @@ def _check_fits(policy, policy_file: Path, env, env_id: str) -> None:
 
 
 def _make_eval_env(env_id: str, video: str | None, name: str):
-    from envs.make import make_env
+    from pathwise.envs.make import make_env
 
     if not video:
         return make_env(env_id)
@@ -485,7 +481,7 @@ def _make_eval_env(env_id: str, video: str | None, name: str):
     from gymnasium.wrappers import RecordVideo
 
     needs = "--video needs moviepy, which Gymnasium's RecordVideo encodes mp4 with: " \
-            "pip install 'pathwise[video]' (or moviepy)"
+            'pip install "pathwise-rl[video]" (in a checkout: pip install -e ".[video]")'
     if importlib.util.find_spec("moviepy") is None:  # before making an env that warns
         raise RuntimeFailure(needs)
     env = make_env(env_id, render_mode="rgb_array")
@@ -503,9 +499,9 @@ def _make_eval_env(env_id: str, video: str | None, name: str):
 def cmd_eval(args: list[str]) -> int:
     opts = eval_parser().parse_args(args)
     policy_file, run_dir = _resolve_target(opts.target)
-    from agents.checkpoint import load_policy
-    from agents.evaluation import eval_seed, evaluate
-    from agents.runner import resolve_device
+    from pathwise.training.checkpoint import load_policy
+    from pathwise.training.evaluation import eval_seed, evaluate
+    from pathwise.training.loop import resolve_device
 
     policy = load_policy(policy_file, device=resolve_device(opts.device))
     meta = policy.metadata
@@ -531,7 +527,7 @@ def cmd_eval(args: list[str]) -> int:
               "return_std": result.return_std, "length_mean": result.length_mean,
               "returns": result.returns}
     if run_dir is not None:
-        from agents.runner import atomic_write_text
+        from pathwise.training.loop import atomic_write_text
 
         # eval.json for the run's policy.pt; eval-best.json for checkpoints/best.pt.
         report_file = ("eval.json" if policy_file.name == "policy.pt"
@@ -552,7 +548,7 @@ def cmd_eval(args: list[str]) -> int:
 
 def _log_eval_to_wandb(mode, train_cfg, policy, policy_file, run_dir, env_id, opts, result,
                        name) -> Path:
-    from agents.tracking import WandbRun, wandb_credentials_missing
+    from pathwise.training.tracking import WandbRun, wandb_credentials_missing
 
     if mode == "online" and wandb_credentials_missing():
         raise UsageError("wandb online needs W&B credentials: run `wandb login`, or pass "
@@ -613,7 +609,7 @@ def _print_eval(policy_file, env_id, opts, result, run_dir, wandb_dir) -> None:
 
 # == compare ================================================================================
 def compare_parser() -> argparse.ArgumentParser:
-    from agents.compare import DEFAULT_METRIC
+    from pathwise.analysis.compare import DEFAULT_METRIC
 
     p = _Parser(prog=f"{PROG} compare", description=(
         "Group runs by (env, agent, estimator), aggregate seeds (mean and interquartile mean "
@@ -635,7 +631,7 @@ def compare_parser() -> argparse.ArgumentParser:
 
 def cmd_compare(args: list[str]) -> int:
     opts = compare_parser().parse_args(args)
-    from agents import compare
+    from pathwise.analysis import compare
 
     runs = [compare.load_run(p) for p in compare.find_runs(opts.paths)]
     rows = compare.summarize(runs, opts.metric)
@@ -669,8 +665,8 @@ def cmd_compare(args: list[str]) -> int:
 def _log_compare_to_wandb(runs, rows, figures, out: Path) -> Path:
     from omegaconf import OmegaConf
 
-    from agents import compare
-    from agents.tracking import WandbRun, wandb_credentials_missing
+    from pathwise.analysis import compare
+    from pathwise.training.tracking import WandbRun, wandb_credentials_missing
 
     wb = OmegaConf.to_container(OmegaConf.load(runs[0].path / "config.yaml")).get("wandb", {})
     mode = wb.get("mode") if wb.get("mode") in ("offline", "online") else "offline"
@@ -733,8 +729,8 @@ def cmd_diagnose(args: list[str]) -> int:
     path = Path(opts.target)
     if not path.exists():
         raise UsageError(f"{path}: no such run directory or checkpoint")
-    from agents.diagnostics import diagnose
-    from agents.runner import resolve_device
+    from pathwise.analysis.diagnostics import diagnose
+    from pathwise.training.loop import resolve_device
 
     report, context = diagnose(path, device=resolve_device(opts.device), seed=opts.seed,
                                samples=opts.samples, batch_size=opts.batch,
@@ -798,7 +794,7 @@ def lab_parser() -> argparse.ArgumentParser:
 
 def cmd_lab(args: list[str]) -> int:
     opts = lab_parser().parse_args(args)
-    from agents import lab
+    from pathwise.analysis import lab
 
     out = Path(opts.out or Path("runs") / "lab" / datetime.now().strftime("%Y%m%d-%H%M%S"))
     try:

@@ -1,0 +1,43 @@
+"""pathwise: policy-gradient estimators (pathwise, score function, exact) on Gymnasium tasks.
+
+The public API is imported on first use (PEP 562), so that ``pathwise --help`` and light
+submodules do not pay for importing torch:
+
+    from pathwise import SAC, Reinforce, train, load_policy
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.2.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathwise.agents.reinforce import Reinforce
+    from pathwise.agents.sac import SAC
+    from pathwise.policies.estimators import get_estimator
+    from pathwise.training.checkpoint import load_policy
+    from pathwise.training.loop import train
+
+__all__ = ["SAC", "Reinforce", "train", "load_policy", "get_estimator", "__version__"]
+
+_LAZY = {
+    "SAC": "pathwise.agents.sac",
+    "Reinforce": "pathwise.agents.reinforce",
+    "train": "pathwise.training.loop",
+    "load_policy": "pathwise.training.checkpoint",
+    "get_estimator": "pathwise.policies.estimators",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pathwise' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

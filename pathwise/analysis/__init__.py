@@ -1,0 +1,1 @@
+"""Reading estimators and runs: gradient diagnostics, run comparison, the lab."""

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
 from pathwise.agents.buffers import EpisodeBatch, RolloutStorage
 from pathwise.agents.fields import param
 from pathwise.agents.optim import make_adam, optimizer_step

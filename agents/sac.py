@@ -40,6 +40,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+
 from pathwise.agents.buffers import Batch, ReplayBuffer
 from pathwise.agents.fields import param
 from pathwise.agents.optim import make_adam, optimizer_step

@@ -16,6 +16,7 @@ import statistics
 import time
 
 import torch
+
 from pathwise.agents.buffers import Batch
 from pathwise.agents.sac import SAC, SACConfig
 from pathwise.policies.estimators import get_estimator

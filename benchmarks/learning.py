@@ -38,7 +38,8 @@ TABLE = [
 
 
 def run_one(agent: str, estimator: str, env: str, steps: int, seed: int, root: Path) -> dict:
-    from pathwise.training.compose import compose_train, to_train_config
+    from pathwise.training.compose import compose_train
+    from pathwise.training.config import as_train_config
     from pathwise.training.loop import train
 
     run_dir = root / f"{env}-{agent}-{estimator}-s{seed}".replace("/", "-")
@@ -46,7 +47,7 @@ def run_one(agent: str, estimator: str, env: str, steps: int, seed: int, root: P
         overrides = [f"agent={agent}", f"estimator={estimator}", f"env={env}", f"seed={seed}",
                      f"total_steps={steps}", "wandb.mode=disabled", "device=cpu",
                      f"run_dir={run_dir}"]
-        train(to_train_config(compose_train(overrides)[0]))
+        train(as_train_config(compose_train(overrides)[0]))
     # One reading for a run trained now and one found there: the same numbers either way.
     return {"agent": agent, "estimator": estimator, "env": env, "steps": steps, "seed": seed,
             **finished_run(run_dir, steps)}

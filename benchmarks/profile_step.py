@@ -28,7 +28,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 # The frame that runs each library's training loop: only samples under it count.
-LOOPS = {"pathwise-sac": "_loop (agents/runner.py", "sb3-sac": "OffPolicyAlgorithm.learn ("}
+LOOPS = {"pathwise-sac": "Run.train (pathwise/training/loop.py",
+         "sb3-sac": "OffPolicyAlgorithm.learn ("}
 
 # (category, regex on one frame "qualname (path:line)"), tried in order on every sample.
 CATEGORIES = [
@@ -36,12 +37,12 @@ CATEGORIES = [
     ("update: optimizer step, zero_grad", r"^(Optimizer|Adam)\.|^_?(fused_)?adam \(torch/"),
     ("update: target (Polyak) update", r"_foreach_lerp_|^polyak_update "),
     ("update: replay sample", r"^ReplayBuffer\.sample "),
-    ("logging", r"^Logger\.|^_loop\.<locals>\.log |ensure_finite|^JsonlWriter\.|_dump_logs"),
+    ("logging", r"^Logger\.|^Run\.log|^Run\.check_finite|^JsonlWriter\.|_dump_logs"),
     ("update: forward (losses) and the rest", r"^SAC\.(update|train) "),
     ("act", r"^SAC\.act |_sample_action"),
     ("env step", r"^TorchVecEnv\.step |VecEnv\.step|step_wait"),
     ("store transition", r"^SAC\.observe |_store_transition"),
-    (None, r"run_evaluation|\.checkpoint |save_policy"),  # after the loop: left out
+    (None, r"evaluate_and_keep_best|save_checkpoint|save_policy|^Run\.finish"),  # left out
 ]
 OTHER = "loop bookkeeping, callbacks"
 

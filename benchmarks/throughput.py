@@ -17,7 +17,7 @@ each subprocess before anything runs). What is measured: env steps per second fr
 update to the last step (``steps/s``; every one of these steps collects one transition and
 makes one full SAC update), with each library's own per-step work included: acting, the env,
 storing, sampling, the update, and its own loop bookkeeping and logging. pathwise runs through
-its public API (``agents.runner.train`` with a ``TrainConfig``, wandb disabled, metrics logged
+its public API (``pathwise.train`` with a ``TrainConfig``, wandb disabled, metrics logged
 every 1,000 steps, no evaluation or checkpoint inside the timed loop). Not timed: imports,
 construction, and the final evaluation, which is the same code for both (``evaluate`` below:
 deterministic actions, episode i reset with seed 10_000 + i), so the returns compare.
@@ -98,7 +98,6 @@ class Clock:
 # -- the workers: one run each, in a subprocess ---------------------------------------------
 def pathwise_sac(args) -> dict:
     from pathwise.agents.sac import SACConfig
-
     from pathwise.training.config import TrainConfig, WandbConfig
     from pathwise.training.loop import train
 
@@ -144,7 +143,6 @@ def sb3_sac(args) -> dict:
 
 def pathwise_reinforce(args) -> dict:
     from pathwise.agents.reinforce import ReinforceConfig
-
     from pathwise.training.config import EstimatorConfig, TrainConfig, WandbConfig
     from pathwise.training.loop import train
 

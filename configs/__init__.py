@@ -8,5 +8,6 @@
                             when it exists; '/' in an env id becomes '-' in the file name
 
 The schema (types, defaults and one-line help of every field) is the dataclasses of
-``agents.config``; ``agents.compose`` registers them with Hydra's ConfigStore.
+``pathwise.training.config`` and of each agent; ``pathwise.training.compose`` registers them
+with Hydra's ConfigStore. No YAML file repeats a default.
 """

@@ -23,6 +23,9 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+from pathwise.envs.seeding import ACTIONS, ENVS, derive_seeds
+from pathwise.errors import EnvError, EnvStateError, one_line
+
 __all__ = [
     "EnvError",
     "EnvStateError",
@@ -35,29 +38,16 @@ __all__ = [
 ]
 
 
-class EnvError(ValueError):
-    """A problem with the requested env, worded as one line that the CLI prints verbatim."""
-
-
-class EnvStateError(EnvError):
-    """A saved vector-env state that cannot be rebuilt exactly (see `TorchVecEnv.state_dict`)."""
-
-
 # --------------------------------------------------------------------------------------------
 # Checks: the env id, then the spaces
 # --------------------------------------------------------------------------------------------
-
-
-def _one_line(text: object) -> str:
-    # Space reprs print numpy bounds arrays, which wrap over several lines for wide boxes.
-    return " ".join(str(text).split())
 
 
 def _describe(space: object) -> str:
     if isinstance(space, spaces.Box):
         # Box's own repr lists every bound when they differ per dim; shape and dtype say enough.
         return f"Box(shape={space.shape}, dtype={space.dtype})"
-    return _one_line(space)
+    return one_line(space)
 
 
 def _check_env_id(env_id: object) -> None:
@@ -71,7 +61,7 @@ def _check_env_id(env_id: object) -> None:
             importlib.import_module(module)
         except ImportError as err:
             raise EnvError(
-                f"cannot import module {module!r} named in env id {env_id!r}: {_one_line(err)}"
+                f"cannot import module {module!r} named in env id {env_id!r}: {one_line(err)}"
             ) from err
         env_id = name
     if env_id in gym.registry:
@@ -126,7 +116,7 @@ def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) ->
     if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
         raise EnvError(
             f"unsupported action space {_describe(action_space)} with infinite bounds "
-            f"(low={_one_line(action_space.low)}, high={_one_line(action_space.high)}): "
+            f"(low={one_line(action_space.low)}, high={one_line(action_space.high)}): "
             f"{act_hint}, since a squashed policy is rescaled onto [low, high]"
         )
 
@@ -137,7 +127,7 @@ def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
         return gym.make(env_id, **kwargs)
     except (gym.error.Error, TypeError) as err:
         # TypeError is how an env constructor rejects an unknown keyword (e.g. `env.foo=1`).
-        raise EnvError(f"cannot make {env_id!r}: {_one_line(err)}") from err
+        raise EnvError(f"cannot make {env_id!r}: {one_line(err)}") from err
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,16 +386,20 @@ class TorchVecEnv:
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Reset every sub-env; returns float32 observations (num_envs, obs_dim) on device.
 
-        The first reset uses the constructor's seed when given none. A seed reseeds sub-env i
-        with seed + i (Gymnasium's rule) and the action spaces that `random_actions` draws
-        from; a reset without one continues the sub-envs' random streams.
+        The first reset uses the constructor's seed when given none. A seed reseeds every
+        sub-env and the action spaces that `random_actions` draws from, each from a stream of
+        its own (`seeding.derive_seeds`: not seed + i, which would make run s's env 1 replay
+        run s+1's env 0); a reset without one continues the sub-envs' random streams.
         """
         if seed is None and not self._has_reset:
             seed = self._seed
+        env_seeds = None
         if seed is not None:
-            self._policy_action_space.seed(seed)
-            self.vec_env.action_space.seed(seed)
-        obs, _ = self.vec_env.reset(seed=seed)
+            env_seeds = derive_seeds(seed, self.num_envs, ENVS)
+            space_seeds = derive_seeds(seed, 2, ACTIONS)
+            self._policy_action_space.seed(space_seeds[0])
+            self.vec_env.action_space.seed(space_seeds[1])
+        obs, _ = self.vec_env.reset(seed=env_seeds)
         self._has_reset = True
         self._obs = np.array(obs, dtype=np.float32)
         return self._to_device(obs, np.float32)
@@ -518,7 +512,7 @@ class TorchVecEnv:
             except EnvStateError as err:
                 raise EnvStateError(f"sub-env {i}: {err}") from None
             except (ValueError, TypeError) as err:  # a generator of another kind, bad action
-                raise EnvStateError(f"sub-env {i}: cannot replay ({_one_line(err)})") from None
+                raise EnvStateError(f"sub-env {i}: cannot replay ({one_line(err)})") from None
         if not np.array_equal(obs, saved_obs, equal_nan=True):
             raise EnvStateError(f"{self.env_id} did not replay to the saved observation (its "
                                 "randomness is not all in env.np_random)")
@@ -554,10 +548,11 @@ def make_vec_env(
 ) -> TorchVecEnv:
     """`num_envs` copies of `env_id` stepped in sequence, on torch tensors on `device`.
 
-    `env_kwargs` go to `gymnasium.make` for every copy (e.g. `max_episode_steps`). Sub-env i
-    is seeded with `seed + i` at the first reset. Episode returns and lengths come from
-    Gymnasium's vector `RecordEpisodeStatistics`. Each sub-env records its running episode, so
-    that `TorchVecEnv.state_dict` can save where the envs are (for an exact resume).
+    `env_kwargs` go to `gymnasium.make` for every copy (e.g. `max_episode_steps`). The first
+    reset seeds each sub-env from a stream of its own, derived from `seed` (`seeding`).
+    Episode returns and lengths come from Gymnasium's vector `RecordEpisodeStatistics`. Each
+    sub-env records its running episode, so that `TorchVecEnv.state_dict` can save where the
+    envs are (for an exact resume).
     """
     _check_env_id(env_id)
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:

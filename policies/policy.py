@@ -12,10 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from torch import nn
+
 from pathwise.envs.make import scale_action
 from pathwise.policies.distributions import GumbelSoftmax, TanhNormal, bound_log_std
 from pathwise.policies.networks import mlp
-from torch import nn
 
 
 class Policy(nn.Module):
@@ -87,6 +88,32 @@ class Policy(nn.Module):
         if self.discrete:
             return (action + self.action_start).cpu().numpy()
         return scale_action(action, self.action_low, self.action_high).cpu().numpy()
+
+    def mismatch(self, observation_space, action_space) -> str | None:
+        """Why this policy cannot act in an env with these spaces (shapes, kind, Box bounds,
+        Discrete start), in one line; None when it fits. Same shapes but other bounds would
+        make it act in the range it was trained for, which the env clips or rejects."""
+        discrete = hasattr(action_space, "n")
+        actions = int(action_space.n) if discrete else int(action_space.shape[0])
+        obs_dim = int(observation_space.shape[0]) if observation_space.shape else 0
+
+        def kind(is_discrete, n):
+            return f"Discrete({n})" if is_discrete else f"Box({n},)"
+
+        if (self.obs_dim, self.discrete, self.action_dim) != (obs_dim, discrete, actions):
+            return (f"the policy takes {self.obs_dim}-dim observations and acts in "
+                    f"{kind(self.discrete, self.action_dim)}; the env has {obs_dim}-dim "
+                    f"observations and {kind(discrete, actions)} actions")
+        if discrete:
+            start = int(getattr(action_space, "start", 0))
+            if self.action_start != start:
+                return f"the policy's actions start at {self.action_start}, the env's at {start}"
+            return None
+        low, high = self.action_low.cpu().numpy(), self.action_high.cpu().numpy()
+        if not (np.allclose(low, action_space.low) and np.allclose(high, action_space.high)):
+            return (f"the policy acts in [{low.tolist()}, {high.tolist()}], the env in "
+                    f"[{action_space.low.tolist()}, {action_space.high.tolist()}]")
+        return None
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """Stable-Baselines3's protocol: ``(actions, state)`` for one or a batch of obs."""

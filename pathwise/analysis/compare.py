@@ -16,15 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pathwise.errors import CompareError
 from pathwise.training.tracking import read_metrics
 
 DEFAULT_METRIC = "eval/return_mean"
 BOOTSTRAP_REPS = 2000
 FINAL_FRACTION = 0.1  # a run's score: mean of the metric over its last 10 % of steps
-
-
-class CompareError(ValueError):
-    """Nothing to compare (no runs found, metric absent…); the message is one line."""
 
 
 @dataclass
@@ -333,3 +330,30 @@ def markdown_report(rows: list[GroupSummary], runs: list[Run], figures: list[Pat
     lines += ["", "## Runs", ""]
     lines += [f"- `{r.path}`: {r.env} {r.agent}-{r.estimator} seed {r.seed}" for r in runs]
     return "\n".join(lines) + "\n"
+
+
+def log_to_wandb(runs: list[Run], rows: list[GroupSummary], figures: list[Path],
+                 out: Path) -> Path:
+    """A ``job_type=compare`` wandb run with the table and figures, in the runs' project
+    (offline unless the runs were logged online and credentials are present)."""
+    from pathwise.training.tracking import open_wandb_run, wandb_credentials_missing
+
+    wb = dict(runs[0].config.get("wandb") or {})
+    mode = wb.get("mode") if wb.get("mode") in ("offline", "online") else "offline"
+    if mode == "online" and wandb_credentials_missing():
+        mode = "offline"
+    envs = sorted({r.env for r in runs})
+    run = open_wandb_run(mode, project=wb.get("project", "pathwise"), entity=wb.get("entity"),
+                         group=envs[0] if len(envs) == 1 else "compare", job_type="compare",
+                         tags=["compare", *envs],
+                         config={"metric": rows[0].metric, "runs": [str(r.path) for r in runs]},
+                         run_dir=out, name=f"compare-{out.name}")
+    try:
+        run.log_table("compare/table", table_header(rows), table_rows(rows))
+        if figures:
+            run.log_files("image", {f"compare/{p.stem}": p for p in figures})
+    except BaseException:
+        run.finish(1)
+        raise
+    run.finish(0)
+    return run.dir

@@ -453,35 +453,6 @@ class Diagnostics:
 
 
 # -- from a checkpoint (``pathwise diagnose``) ------------------------------------------------
-def load_agent(target, device: torch.device | str = "cpu"):
-    """``(config, agent, global_step, checkpoint path)`` rebuilt from a run directory (its
-    ``checkpoints/last.pt``) or a checkpoint file. Bad files raise ``CheckpointError``."""
-    from pathlib import Path
-
-    from pathwise.envs.make import make_vec_env
-    from pathwise.training.checkpoint import CheckpointError
-    from pathwise.training.loop import as_train_config, build_agent, load_checkpoint
-
-    path = Path(target)
-    if path.is_dir():
-        path = path / "checkpoints" / "last.pt"
-    checkpoint = load_checkpoint(path)
-    cfg = as_train_config(checkpoint["config"])
-    cfg.device = str(device)
-    envs = make_vec_env(cfg.env, cfg.num_envs, cfg.seed, device)
-    try:
-        agent = build_agent(cfg, envs, torch.device(device))
-    finally:
-        envs.close()
-    try:
-        agent.load_state_dict(checkpoint["agent"])
-    except (KeyError, RuntimeError, ValueError) as err:
-        reason = " ".join(str(err).split())[:200]
-        raise CheckpointError(f"{path}: agent state does not fit {cfg.agent.name} on "
-                              f"{cfg.env} ({reason})") from None
-    return cfg, agent, int(checkpoint.get("global_step", 0)), path
-
-
 def diagnose(target, device: torch.device | str = "cpu", seed: int | None = None,
              **settings) -> tuple[Report, dict]:
     """Measure a saved agent: ``(report, context)``. ``settings`` override the run's own
@@ -490,12 +461,14 @@ def diagnose(target, device: torch.device | str = "cpu", seed: int | None = None
     where training measured, the numbers are the ones it logged."""
     import dataclasses
 
+    from pathwise.training.checkpoint import load_agent
+
     cfg, agent, step, path = load_agent(target, device)
     cfg.diagnostics = dataclasses.replace(
         cfg.diagnostics, **{k: v for k, v in settings.items() if v is not None})
     problems = cfg.diagnostics.validate()
     if problems:
-        from pathwise.training.config import ConfigError
+        from pathwise.errors import ConfigError
 
         raise ConfigError(problems[0])
     if seed is not None:

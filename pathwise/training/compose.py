@@ -22,40 +22,20 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from pathwise.errors import UsageError, one_line
+from pathwise.training import registry
+
 CONFIG_MODULE = "pathwise.configs"
 CONFIG_NAME = "train"
 PRESET_GROUP = "preset"
 # Agents whose natural estimator is not the schema's default (pathwise).
 DEFAULT_ESTIMATOR = {"reinforce": "score"}
 # On resume, the groups stay as the run was started (and so do the values of
-# agents.runner.RESUME_KEYS, which shape the networks or say what the run is).
+# run_dir.RESUME_KEYS, which shape the networks or say what the run is).
 FIXED_GROUPS_ON_RESUME = ("agent", "estimator", "preset", "run_dir")
 
 
-class UsageError(ValueError):
-    """A command line that cannot be run as written; the message is one line."""
-
-
-def one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 # -- the schema -----------------------------------------------------------------------------
-def agent_schemas() -> dict[str, type]:
-    """Config dataclass of each agent that can be imported here."""
-    from pathwise.agents.sac import SACConfig
-
-    schemas = {"sac": SACConfig}
-    try:
-        from pathwise.agents.reinforce import ReinforceConfig
-    except ModuleNotFoundError as err:  # REINFORCE not installed in this checkout yet
-        if err.name != "pathwise.agents.reinforce":
-            raise
-    else:
-        schemas["reinforce"] = ReinforceConfig
-    return schemas
-
-
 def register_schemas() -> None:
     """Store the dataclass schema under ``schema/`` in Hydra's ConfigStore (idempotent)."""
     from hydra.core.config_store import ConfigStore
@@ -66,8 +46,8 @@ def register_schemas() -> None:
     # ``agent`` is untyped at the top: the agent group's own schema types it.
     store.store(group="schema", name="train", node=TrainConfig(agent=None))
     store.store(group="schema", name="estimator", node=EstimatorConfig)
-    for name, schema in agent_schemas().items():
-        store.store(group="schema/agent", name=name, node=schema)
+    for name in registry.agent_names():
+        store.store(group="schema/agent", name=name, node=registry.agent_config(name))
 
 
 # -- presets --------------------------------------------------------------------------------
@@ -184,7 +164,7 @@ def _resume_config(run_dir: str, parsed) -> DictConfig:
         raise UsageError(f"resume={run_dir}: no such run directory")
     if not path.is_file():
         raise UsageError(f"resume={run_dir}: not a run directory (no config.yaml)")
-    from pathwise.training.loop import RESUME_KEYS
+    from pathwise.training.run_dir import RESUME_KEYS
 
     saved = OmegaConf.load(path)
     for override in parsed:
@@ -208,17 +188,6 @@ def _resume_config(run_dir: str, parsed) -> DictConfig:
     return saved
 
 
-def to_train_config(cfg: DictConfig):
-    """The ``TrainConfig`` dataclass of a composed config, validated (one-line ``UsageError``)."""
-    from pathwise.training.config import ConfigError
-    from pathwise.training.loop import as_train_config
-
-    try:
-        return as_train_config(cfg)
-    except ConfigError as err:
-        raise UsageError(one_line(err)) from None
-
-
 # -- --help ---------------------------------------------------------------------------------
 def field_rows() -> list[tuple[str, list[tuple[str, str, str]]]]:
     """Sections of ``(dotted name, default, help)`` for ``pathwise train --help``."""
@@ -233,8 +202,8 @@ def field_rows() -> list[tuple[str, list[tuple[str, str, str]]]]:
     top = [row for row in describe(TrainConfig)
            if not row[0].startswith(("agent.", "estimator.", "wandb.", "diagnostics."))]
     sections = [("run", top)]
-    for name, schema in agent_schemas().items():
-        sections.append((f"agent={name}", describe(schema, "agent.")))
+    for name in registry.agent_names():
+        sections.append((f"agent={name}", describe(registry.agent_config(name), "agent.")))
     sections.append(("estimator", describe(EstimatorConfig, "estimator.")))
     sections.append(("wandb", describe(WandbConfig, "wandb.")))
     sections.append(("diagnostics", describe(DiagnosticsConfig, "diagnostics.")))

@@ -1,16 +1,22 @@
-"""The training configuration: one dataclass tree, the schema of the Hydra configs."""
+"""The training configuration: one dataclass tree, the schema of the Hydra configs.
+
+Every default lives here (the agents' own in their config dataclasses); the YAML files under
+``configs/`` choose groups and presets, and repeat no default.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from pathwise.agents.fields import param
+from pathwise.agents.optim import NAN_POLICIES
 from pathwise.agents.sac import SACConfig
-
-
-class ConfigError(ValueError):
-    """An invalid configuration value; the message is one line."""
+from pathwise.errors import ConfigError
+from pathwise.training import registry
 
 
 @dataclass
@@ -21,20 +27,32 @@ class EstimatorConfig:
     num_samples: int = param(0, "actions drawn per state (0: 1 for pathwise, 4 for score)")
     baseline: str = param("mean", "score: none | mean (leave-one-out over num_samples)")
 
+    def resolved(self) -> EstimatorConfig:
+        """With ``num_samples`` made explicit (0 means the estimator's own default), so that a
+        run's config.yaml records what trained it."""
+        if self.num_samples or self.name not in DEFAULT_DRAWS:
+            return self
+        return dataclasses.replace(self, num_samples=DEFAULT_DRAWS[self.name])
+
     def build(self):
         from pathwise.policies.estimators import get_estimator
 
-        if self.name == "pathwise":
-            return get_estimator("pathwise", num_samples=self.num_samples or 1)
+        if self.name == "exact":
+            if self.num_samples:
+                raise ValueError("estimator 'exact' sums over every action: "
+                                 "estimator.num_samples does not apply (leave it at 0)")
+            return get_estimator("exact")
+        draws = self.resolved().num_samples
         if self.name == "score":
             # A single sample has no leave-one-out baseline: get_estimator says so in one line
             # rather than this silently dropping the baseline the config asked for.
-            return get_estimator("score", num_samples=self.num_samples or 4,
-                                 baseline=self.baseline)
-        if self.name == "exact" and self.num_samples:
-            raise ValueError("estimator 'exact' sums over every action: "
-                             "estimator.num_samples does not apply (leave it at 0)")
-        return get_estimator(self.name)
+            return get_estimator("score", num_samples=draws, baseline=self.baseline)
+        return get_estimator(self.name, num_samples=draws)
+
+
+# Actions drawn per state when estimator.num_samples is 0: one, as SAC does, for pathwise; four
+# for score, whose leave-one-out baseline needs two or more (Kool et al. 2019).
+DEFAULT_DRAWS = {"pathwise": 1, "score": 4}
 
 
 @dataclass
@@ -92,7 +110,9 @@ class TrainConfig:
     eval_episodes: int = param(10, "episodes per evaluation")
     checkpoint_every: int = param(10_000, "env steps between checkpoints (0: at the end only)")
     log_every: int = param(1000, "env steps between logged training losses")
-    torch_threads: int = param(0, "torch intra-op threads (0: torch's default); in a sweep (-m), "
+    # One thread by default: the networks are small MLPs, which gain little from more threads
+    # on a CPU and lose a lot when the cores are shared (README, Speed).
+    torch_threads: int = param(1, "torch intra-op threads (0: torch's default); in a sweep (-m), "
                                   "at most the job's share of the cores, which 0 takes whole")
     compile: bool = param(False, "wrap the agent's update (its loss functions, forward and "
                                  "backward) in torch.compile; CPU or CUDA")
@@ -108,9 +128,62 @@ class TrainConfig:
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDAGRAPHS_ON_CPU = "cudagraphs=true needs device=cuda (CUDA graphs capture GPU kernels); " \
+                    "this run is on the CPU: drop cudagraphs, or use compile=true"
 
 
-def check_positive(name: str, value, allow_zero: bool = False) -> None:
-    if value is None or (value < 0 if allow_zero else value <= 0):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be {bound}, got {value}")
+def as_train_config(config) -> TrainConfig:
+    """A validated ``TrainConfig`` from a dataclass, a DictConfig or a plain dict (a run's
+    ``config.yaml``); an invalid one raises ``ConfigError`` with one line."""
+    if isinstance(config, TrainConfig):
+        cfg = config
+    else:
+        from omegaconf.errors import OmegaConfBaseException
+
+        data = OmegaConf.to_container(config, resolve=True) \
+            if OmegaConf.is_config(config) else dict(config)
+        agent = dict(data.pop("agent", {}) or {})
+        schema = OmegaConf.structured(TrainConfig(agent=registry.agent_config(
+            agent.get("name", "sac"))()))
+        try:
+            cfg = OmegaConf.to_object(OmegaConf.merge(schema, {**data, "agent": agent}))
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None)
+            reason = str(err).splitlines()[0]
+            if type(err).__name__ in ("ConfigKeyError", "ConfigAttributeError") and key:
+                raise ConfigError(f"unknown key {key!r}") from None
+            raise ConfigError(f"invalid config{f' at {key}' if key else ''}: {reason}") from None
+    problems = validate(cfg)
+    if problems:
+        raise ConfigError(problems[0])
+    cfg.estimator = cfg.estimator.resolved()
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> list[str]:
+    """Problems with a config, one line each (empty when valid)."""
+    problems = []
+    for name in ("total_steps", "num_envs", "eval_episodes", "log_every"):
+        if getattr(cfg, name) <= 0:
+            problems.append(f"{name} must be > 0, got {getattr(cfg, name)}")
+    for name in ("eval_every", "checkpoint_every", "torch_threads"):
+        if getattr(cfg, name) < 0:
+            problems.append(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.wandb.mode not in ("offline", "online", "disabled"):
+        problems.append(f"wandb.mode must be offline, online or disabled, got {cfg.wandb.mode!r}")
+    if not (cfg.device in ("cpu", "cuda", "auto") or cfg.device.startswith("cuda:")):
+        problems.append(f"device must be cpu, cuda, cuda:N or auto, got {cfg.device!r}")
+    if cfg.estimator.name not in ("pathwise", "score", "exact"):
+        problems.append(f"unknown estimator {cfg.estimator.name!r}; valid: pathwise, score, exact")
+    if cfg.estimator.num_samples < 0:
+        problems.append(f"estimator.num_samples must be >= 0, got {cfg.estimator.num_samples}")
+    if cfg.estimator.baseline not in ("none", "mean"):
+        problems.append(f"estimator.baseline must be none or mean, got {cfg.estimator.baseline!r}")
+    if cfg.nan_policy not in NAN_POLICIES:
+        problems.append(f"nan_policy must be stop or skip, got {cfg.nan_policy!r}")
+    if cfg.compile_mode not in COMPILE_MODES:
+        problems.append(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, "
+                        f"got {cfg.compile_mode!r}")
+    if cfg.cudagraphs and cfg.device == "cpu":
+        problems.append(CUDAGRAPHS_ON_CPU)
+    return problems + cfg.diagnostics.validate() + cfg.agent.validate()

@@ -14,6 +14,8 @@ import os
 import re
 from pathlib import Path
 
+from pathwise.errors import ConfigError
+
 
 class JsonlWriter:
     """Appends one JSON object per line to ``metrics.jsonl`` and flushes it, so a crash
@@ -50,6 +52,32 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 
 # -- wandb ----------------------------------------------------------------------------------
+def open_wandb_run(mode: str, *, project: str = "pathwise", entity: str | None = None,
+                   option: str = "--wandb ", **fields) -> WandbRun | None:
+    """The one place a wandb run is opened (training, ``eval --wandb``, ``compare --wandb``).
+
+    None for ``mode="disabled"``: then no wandb code runs at all. ``online`` without
+    credentials is a one-line ``ConfigError`` before anything starts. ``fields`` are
+    ``WandbRun``'s: group, job_type, tags, config, run_dir, name, run_id; ``option`` names
+    the setting a user changes for another mode.
+    """
+    check_wandb_mode(mode, option)
+    if mode == "disabled":
+        return None
+    return WandbRun(mode=mode, project=project, entity=entity, **fields)
+
+
+def check_wandb_mode(mode: str, option: str = "wandb.mode=") -> None:
+    """A one-line ``ConfigError`` for a mode that cannot run: unknown, or online without
+    credentials (wandb would stop and prompt for an API key). ``option`` names the setting
+    to change (``wandb.mode=`` in a config, ``--wandb `` on a command)."""
+    if mode not in ("offline", "online", "disabled"):
+        raise ConfigError(f"{option}{mode}: the modes are offline, online and disabled")
+    if mode == "online" and wandb_credentials_missing():
+        raise ConfigError(f"{option}online needs W&B credentials: run `wandb login` (or set "
+                          f"WANDB_API_KEY), or use {option}offline")
+
+
 def wandb_credentials_missing() -> bool:
     """True when ``wandb.mode=online`` would have to prompt for an API key: none in
     ``WANDB_API_KEY``, in wandb's settings or in ``~/.netrc`` for the configured host."""
@@ -85,8 +113,8 @@ class WandbRun:
     def __init__(self, *, mode: str, project: str, entity: str | None, group: str,
                  job_type: str, tags: list[str], config: dict, run_dir: str | Path,
                  name: str | None = None, run_id: str | None = None):
-        # wandb takes our top-level package `agents` for OpenAI's Agents SDK and advertises its
-        # LLM tracer (Weave) on every init; nothing here is an LLM call.
+        # wandb advertises its LLM tracer (Weave) when it sees a package named like an LLM
+        # SDK; nothing here is an LLM call.
         os.environ.setdefault("WANDB_DISABLE_WEAVE", "true")
         import wandb
 

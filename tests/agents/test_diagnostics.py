@@ -6,11 +6,10 @@ import math
 
 import pytest
 import torch
-from pathwise.agents.reinforce import Reinforce, ReinforceConfig
-from pathwise.agents.sac import SAC, SACConfig
-from pathwise.policies.estimators import Exact, Pathwise, Score
 from torch.distributions import Normal
 
+from pathwise.agents.reinforce import Reinforce, ReinforceConfig
+from pathwise.agents.sac import SAC, SACConfig
 from pathwise.analysis import lab
 from pathwise.analysis.diagnostics import (
     _OwnRandomness,
@@ -20,14 +19,16 @@ from pathwise.analysis.diagnostics import (
     measure_sac,
     sample_gradients,
 )
+from pathwise.policies.estimators import Exact, Pathwise, Score
 from pathwise.training.config import (
     ConfigError,
     DiagnosticsConfig,
     EstimatorConfig,
     TrainConfig,
     WandbConfig,
+    as_train_config,
 )
-from pathwise.training.loop import as_train_config, train
+from pathwise.training.loop import train
 from pathwise.training.tracking import read_metrics
 
 Z = 5.0  # tolerance in standard errors

@@ -7,11 +7,11 @@ import copy
 
 import pytest
 import torch
+
 from pathwise.agents.buffers import Batch, EpisodeBatch
 from pathwise.agents.optim import optimizer_step
 from pathwise.agents.reinforce import Reinforce, ReinforceConfig
 from pathwise.agents.sac import SAC, SACConfig
-
 from pathwise.training.config import EstimatorConfig
 
 

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+
+import pathwise.training.loop as runner
 from pathwise.agents.buffers import EpisodeBatch, RolloutStorage
 from pathwise.agents.reinforce import Reinforce, ReinforceConfig
 from pathwise.envs.testbeds import CONTINUOUS_BANDIT_ID, DISCRETE_BANDIT_ID
-
-import pathwise.training.loop as runner
 from pathwise.training.config import ConfigError, EstimatorConfig
 
 OBS_DIM = 3

@@ -5,9 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+
 from pathwise.agents.buffers import Batch
 from pathwise.agents.sac import SAC, SACConfig, TemperatureSchedule
-
 from pathwise.training.config import EstimatorConfig
 
 OBS_DIM = 3

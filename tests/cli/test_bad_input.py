@@ -106,7 +106,8 @@ def test_an_unwritable_run_dir_fails_before_training_starts(tmp_path, capsys):
 
 
 def test_hydra_full_error_lets_the_traceback_through(tmp_path, monkeypatch, capsys):
-    from pathwise.cli import UsageError, main
+    from pathwise.cli import main
+    from pathwise.errors import UsageError
 
     assert main(["eval", str(tmp_path / "missing")]) == 2  # one line, as above
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")

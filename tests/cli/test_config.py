@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import pytest
 from _cli import DISCRETE, run_cli
-from pathwise.agents.fields import describe
 
+from pathwise.agents.fields import describe
+from pathwise.errors import UsageError
 from pathwise.training.compose import (
-    UsageError,
     compose_train,
     env_file_key,
     field_rows,
     preset_for,
     presets,
-    to_train_config,
 )
-from pathwise.training.config import TrainConfig
+from pathwise.training.config import TrainConfig, as_train_config
 
 
 def composed(*overrides: str):
     cfg, preset = compose_train(list(overrides))
-    return to_train_config(cfg), preset
+    return as_train_config(cfg), preset
 
 
 def test_no_arguments_is_sac_pathwise_on_pendulum_for_20k_steps():
@@ -50,7 +49,7 @@ def test_every_preset_composes_and_validates(agent, env):
     if agent == "reinforce":
         pytest.importorskip("pathwise.agents.reinforce")
     cfg, _ = compose_train([f"agent={agent}", f"preset={agent}/{env}"])
-    to_train_config(cfg)
+    as_train_config(cfg)
 
 
 def test_presets_exist_for_the_benchmark_envs():

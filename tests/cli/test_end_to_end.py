@@ -8,7 +8,13 @@ import re
 import torch
 from _cli import DISCRETE, records, run_cli, tiny
 
-EVAL_KEYS = {"episodes", "return_mean", "return_std", "length_mean", "returns"}
+EVAL_KEYS = {"time", "policy", "policy_step", "env", "deterministic", "seed", "device",
+             "episodes", "return_mean", "return_std", "length_mean", "returns", "lengths"}
+
+
+def eval_records(run_dir) -> list[dict]:
+    path = run_dir / "evals.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_train_leaves_the_run_directory_of_the_design(discrete_run):
@@ -43,13 +49,29 @@ def test_an_existing_run_dir_is_never_overwritten(discrete_run, capsys):
     assert (discrete_run / "metrics.jsonl").read_bytes() == before
 
 
-def test_eval_json_prints_the_object_alone_and_writes_eval_json(discrete_run, capsys):
+def test_eval_json_prints_its_record_alone_and_appends_it_to_evals_jsonl(discrete_run, capsys):
+    before = eval_records(discrete_run)
     code, out, _ = run_cli(capsys, "eval", discrete_run, "--episodes", "4", "--json")
     assert code == 0
-    report = json.loads(out)
-    assert set(report) == EVAL_KEYS
-    assert report["episodes"] == len(report["returns"]) == 4
-    assert json.loads((discrete_run / "eval.json").read_text()) == report
+    record = json.loads(out)
+    assert set(record) == EVAL_KEYS
+    assert record["episodes"] == len(record["returns"]) == len(record["lengths"]) == 4
+    assert record["policy"] == str(discrete_run / "policy.pt") and record["policy_step"] == 100
+    assert (record["env"], record["deterministic"], record["seed"]) == (DISCRETE, True, 0)
+    assert eval_records(discrete_run) == before + [record]
+
+
+def test_every_evaluation_is_kept_and_says_what_was_evaluated(discrete_run, capsys):
+    """A 3-episode stochastic evaluation no longer replaces a 10-episode deterministic one."""
+    before = eval_records(discrete_run)
+    assert run_cli(capsys, "eval", discrete_run, "--episodes", "10")[0] == 0
+    code, out, _ = run_cli(capsys, "eval", discrete_run, "--episodes", "3", "--stochastic",
+                           "--seed", "5")
+    assert code == 0 and f"recorded in {discrete_run / 'evals.jsonl'}" in out
+    kept = eval_records(discrete_run)[len(before):]
+    assert [(r["episodes"], r["deterministic"], r["seed"]) for r in kept] == \
+        [(10, True, 0), (3, False, 5)]
+    assert not (discrete_run / "wandb").exists()  # no wandb run unless --wandb
 
 
 def test_eval_of_a_policy_file_prints_mean_std_and_episodes(discrete_run, capsys):
@@ -57,7 +79,7 @@ def test_eval_of_a_policy_file_prints_mean_std_and_episodes(discrete_run, capsys
                            "--stochastic", "--seed", "7")
     assert code == 0
     assert re.search(r"return -?\d+\.\d+ ± \d+\.\d+", out)
-    assert "2 stochastic episodes, seeds 7...8" in out
+    assert "2 stochastic episodes, seed 7" in out and "(step 100)" in out
 
 
 def test_eval_refuses_an_env_the_policy_does_not_fit(discrete_run, capsys):
@@ -127,24 +149,21 @@ def test_eval_of_an_unfinished_run_points_at_resume(tmp_path, capsys):
     assert code == 2 and f"pathwise train resume={tmp_path}" in err
 
 
-def test_eval_of_best_pt_uses_the_runs_seeds_and_writes_eval_best_json(discrete_run, capsys):
+def test_eval_of_best_pt_records_which_policy_and_step_it_evaluated(discrete_run, capsys):
     best = discrete_run / "checkpoints" / "best.pt"
     assert best.is_file()
-    before = (discrete_run / "eval.json").read_bytes() \
-        if (discrete_run / "eval.json").exists() else None
     code, out, _ = run_cli(capsys, "eval", best, "--episodes", "3", "--json")
     assert code == 0
-    assert json.loads((discrete_run / "eval-best.json").read_text()) == json.loads(out)
-    after = (discrete_run / "eval.json").read_bytes() \
-        if (discrete_run / "eval.json").exists() else None
-    assert after == before  # the final policy's report is left alone
+    record = json.loads(out)
+    assert record["policy"] == str(best)
+    assert record["policy_step"] == torch.load(best, weights_only=True)["metadata"]["global_step"]
+    assert eval_records(discrete_run)[-1] == record  # in the run's own record
 
 
 def test_eval_refuses_an_env_whose_action_bounds_differ_from_the_policy(tmp_path, capsys):
     """Same shapes (3-dim obs, one action) but the policy acts in [-1, 1] and Pendulum in
     [-2, 2]: evaluating it there would measure a policy that never uses half its range."""
     from pathwise.policies.policy import Policy
-
     from pathwise.training.checkpoint import save_policy
 
     path = tmp_path / "policy.pt"

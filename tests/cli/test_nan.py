@@ -13,6 +13,7 @@ from _cli import records, run_cli, tiny
 from gymnasium import spaces
 
 import pathwise.training.loop as runner
+from pathwise.errors import TrainingError
 from pathwise.training.checkpoint import safe_load
 
 
@@ -130,7 +131,7 @@ def test_a_nonfinite_parameter_stops_the_run_under_either_policy(tmp_path, monke
 
     cfg, _ = compose_train([*tiny(eval_every=0, nan_policy=nan_policy),
                             f"run_dir={tmp_path / 'run'}"])
-    with pytest.raises(runner.TrainingError, match=r"non-finite (parameter critic\.|losses/)"
+    with pytest.raises(TrainingError, match=r"non-finite (parameter critic\.|losses/)"
                                                    r".* at step 75 \(all finite at step 50\)"):
         runner.train(OmegaConf.to_container(cfg), progress=poison)
     assert safe_load(tmp_path / "run" / "checkpoints" / "last.pt",
@@ -154,7 +155,7 @@ def test_an_error_that_a_nonfinite_value_causes_is_reported_as_that_value(tmp_pa
     from pathwise.training.compose import compose_train
 
     cfg, _ = compose_train([*tiny(STRICT_ENV, eval_every=0), f"run_dir={tmp_path / 'run'}"])
-    with pytest.raises(runner.TrainingError, match=r"non-finite parameter policy\..* at step "
+    with pytest.raises(TrainingError, match=r"non-finite parameter policy\..* at step "
                                                    r"60 \(all finite at step 50\)") as info:
         runner.train(OmegaConf.to_container(cfg), progress=poison)
     assert "simulator error" in str(info.value.__context__)  # the error it explains

@@ -8,7 +8,7 @@ import signal
 import torch
 from _cli import records, run_cli, tiny
 
-from pathwise import cli
+from pathwise.cli import progress as cli
 
 
 def interrupt_at(step: int, monkeypatch) -> None:

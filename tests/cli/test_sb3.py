@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pathwise.envs.make import make_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 import pathwise
+from pathwise.envs.make import make_env
 from pathwise.training.evaluation import evaluate
 
 

@@ -19,7 +19,8 @@ from _cli import DISCRETE, run_cli, tiny
 from omegaconf import OmegaConf
 
 from pathwise.cli import main
-from pathwise.training.compose import compose_train, parse_overrides, to_train_config
+from pathwise.training.compose import compose_train, parse_overrides
+from pathwise.training.config import as_train_config
 from pathwise.training.sweeps import available_cores, job_threads, thread_budget
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,7 +221,7 @@ def test_every_grid_point_renders_a_valid_pathwise_train_command():
         if overrides["estimator"] in composed:  # seeds differ in one int: compose each
             continue                            # estimator once (half a second each)
         composed.add(overrides["estimator"])
-        cfg = to_train_config(compose_train(argv[4:])[0])  # raises on any invalid override
+        cfg = as_train_config(compose_train(argv[4:])[0])  # raises on any invalid override
         assert (cfg.env, cfg.total_steps) == (overrides["env"], overrides["total_steps"])
         assert cfg.wandb.mode == "online" and cfg.diagnostics.every > 0
     assert len(seen) == 15 and composed == {"pathwise", "score", "exact"}

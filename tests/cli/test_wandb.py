@@ -55,8 +55,11 @@ def test_offline_run_holds_group_job_type_config_metrics_and_model(tmp_path, cap
     assert metadata["env"] == DISCRETE and metadata["agent"] == "sac"
     assert metadata["estimator"] == "pathwise" and "final_return" in metadata
 
-    # `pathwise eval` of that run logs a job_type=eval run in the same group.
-    code, _, _ = run_cli(capsys, "eval", run_dir, "--episodes", "2")
+    # `pathwise eval` adds no wandb run unless asked; --wandb offline logs a job_type=eval
+    # run in the same group.
+    assert run_cli(capsys, "eval", run_dir, "--episodes", "2")[0] == 0
+    assert list((run_dir / "wandb").glob("offline-run-*")) == [wandb_run]
+    code, _, _ = run_cli(capsys, "eval", run_dir, "--episodes", "2", "--wandb", "offline")
     assert code == 0
     [eval_run] = [p for p in (run_dir / "wandb").glob("offline-run-*") if p != wandb_run]
     [run] = of_type(inspect_records(eval_run), "run")

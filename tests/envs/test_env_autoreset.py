@@ -9,14 +9,16 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
+
 from pathwise.envs import make_vec_env
+from pathwise.envs.seeding import ENVS, derive_seeds
 
 TIME_LIMIT = 4
 
 
 class CounterEnv(gym.Env):
     """Observation (episode, t); reward t after the step. Episode e of the env seeded s lasts
-    1 + (s + e) % 5 steps, so sub-envs seeded 0, 1, 2 end at different times, and the
+    1 + (s + e) % 5 steps, so sub-envs with different seeds end at different times, and the
     length-5 episodes run into the TimeLimit of 4 (truncated, not terminated)."""
 
     metadata = {"render_modes": []}
@@ -56,6 +58,7 @@ if COUNTER_ID not in gym.registry:
 def test_transitions_never_cross_an_autoreset():
     num_envs = 3
     kinds = {"terminated": 0, "truncated": 0, "both": 0}
+    offsets = derive_seeds(0, num_envs, ENVS)  # the seeds sub-envs get (envs/seeding.py)
     with make_vec_env(COUNTER_ID, num_envs=num_envs, seed=0) as vec:
         obs = vec.reset()
         assert obs.tolist() == [[0.0, 0.0]] * num_envs
@@ -70,7 +73,7 @@ def test_transitions_never_cross_an_autoreset():
                 assert result.reward[i].item() == t + 1
                 running_return[i] += t + 1
 
-                ends_itself = t + 1 == episode_length(i, episode)  # sub-env i is seeded 0 + i
+                ends_itself = t + 1 == episode_length(offsets[i], episode)
                 hits_limit = t + 1 == TIME_LIMIT
                 assert result.terminated[i].item() == ends_itself
                 assert result.truncated[i].item() == hits_limit

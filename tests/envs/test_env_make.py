@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+
 from pathwise.envs import EnvError, TorchVecEnv, check_spaces, make_env, make_vec_env, scale_action
 from pathwise.envs.testbeds import CONTINUOUS_BANDIT_ID, DISCRETE_BANDIT_ID
 
@@ -333,13 +334,41 @@ def test_same_seed_same_trajectory_different_seed_different(env_id):
     assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
 
 
-def test_sub_env_i_is_seeded_with_seed_plus_i():
-    with make_vec_env("Pendulum-v1", num_envs=3, seed=10) as vec:
+def reset_states(seed: int, num_envs: int = 2, steps: int = 800) -> list[bytes]:
+    """Every start state the sub-envs of a run seeded ``seed`` reset to, in ``steps``
+    random steps of CartPole (an episode lasts ~20 steps under random actions)."""
+    starts = []
+    with make_vec_env("CartPole-v1", num_envs=num_envs, seed=seed) as vec:
         obs = vec.reset()
-    with make_vec_env("Pendulum-v1", num_envs=1, seed=12) as vec:
-        third = vec.reset()
-    torch.testing.assert_close(obs[2], third[0], rtol=0, atol=0)
-    assert not torch.equal(obs[0], obs[1])
+        starts += [row.numpy().tobytes() for row in obs]
+        for _ in range(steps):
+            result = vec.step(vec.random_actions())
+            starts += [result.obs[i].numpy().tobytes() for i, done in enumerate(result.done)
+                       if done]
+    return starts
+
+
+def test_runs_of_different_seeds_share_no_reset_stream():
+    """With sub-env i seeded seed + i, run 0's env 1 replayed run 1's env 0 episode for
+    episode; every stream is now derived with SeedSequence (envs/seeding.py)."""
+    runs = [reset_states(seed) for seed in range(3)]
+    assert all(len(starts) > 40 for starts in runs)
+    for starts in runs:
+        assert len(set(starts)) == len(starts)  # no start repeats within a run either
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not set(runs[a]) & set(runs[b])
+    assert reset_states(1) == runs[1]  # and a seed replays exactly
+
+
+def test_derived_seeds_are_pure_and_distinct_per_stream_and_key():
+    from pathwise.envs.seeding import ENVS, EVALUATION, RESUME, derive_seeds
+
+    assert derive_seeds(3, 4, ENVS) == derive_seeds(3, 4, ENVS)
+    drawn = derive_seeds(3, 4, ENVS) + derive_seeds(4, 4, ENVS) + derive_seeds(3, 4, EVALUATION) \
+        + derive_seeds(3, 1, RESUME, 100) + derive_seeds(3, 1, RESUME, 200)
+    assert len(set(drawn)) == len(drawn)
+    assert derive_seeds(3, 2, ENVS) == derive_seeds(3, 4, ENVS)[:2]  # more envs add streams
 
 
 def test_explicit_reset_seed_replays_the_start():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+
 from pathwise.envs import EnvStateError, make_vec_env
 
 

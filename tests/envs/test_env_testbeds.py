@@ -5,10 +5,11 @@ import warnings
 
 import gymnasium as gym
 import numpy as np
-import pathwise.envs  # noqa: F401  (registers the testbeds)
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+
+import pathwise.envs  # noqa: F401  (registers the testbeds)
 from pathwise.envs import make_env
 from pathwise.envs.testbeds import (
     CONTINUOUS_BANDIT_ID,

@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _pstats import Z, assert_close_se, log1m_tanh_sq_reference, mean_se, normal_pdf
-from pathwise.policies.distributions import GumbelSoftmax, TanhNormal, bound_log_std, log1m_tanh_sq
 from torch.distributions import (
     AffineTransform,
     Categorical,
@@ -20,6 +19,8 @@ from torch.distributions import (
     TanhTransform,
     TransformedDistribution,
 )
+
+from pathwise.policies.distributions import GumbelSoftmax, TanhNormal, bound_log_std, log1m_tanh_sq
 
 F64 = torch.float64
 

@@ -11,9 +11,10 @@ import math
 import pytest
 import torch
 from _pstats import Z, assert_close_se, mean_se, normal_pdf, var_se
+from torch.distributions import Categorical, Normal, OneHotCategorical, kl_divergence
+
 from pathwise.policies.distributions import GumbelSoftmax, TanhNormal
 from pathwise.policies.estimators import get_estimator
-from torch.distributions import Categorical, Normal, OneHotCategorical, kl_divergence
 
 F64 = torch.float64
 

@@ -12,12 +12,12 @@ import warnings
 
 import pytest
 import torch
-from pathwise.agents.reinforce import ReinforceConfig
-from pathwise.agents.sac import SACConfig, TemperatureSchedule
 
 import pathwise.training.loop as runner
-from pathwise.training.checkpoint import atomic_save
-from pathwise.training.config import EstimatorConfig, TrainConfig, WandbConfig
+from pathwise.agents.reinforce import ReinforceConfig
+from pathwise.agents.sac import SACConfig, TemperatureSchedule
+from pathwise.training.checkpoint import atomic_save, load_checkpoint
+from pathwise.training.config import EstimatorConfig, TrainConfig, WandbConfig, as_train_config
 from pathwise.training.tracking import read_metrics
 
 WALL_CLOCK = ("time", "charts/sps")
@@ -40,8 +40,9 @@ CASES = {
 }
 
 
-class Crash(Exception):
-    """Stands for the process dying: nothing after it runs, no final checkpoint."""
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs, no final checkpoint. (A
+    BaseException: the loop saves what was trained on an ordinary exception.)"""
 
 
 def config(name: str, run_dir, seed: int = 0) -> TrainConfig:
@@ -68,8 +69,8 @@ def config_of(run_dir) -> TrainConfig:
     """The run's own config, as its checkpoint recorded it."""
     from omegaconf import OmegaConf
 
-    saved = runner.load_checkpoint(run_dir / "checkpoints" / "last.pt")["config"]
-    return runner.as_train_config(OmegaConf.create(saved))
+    saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")["config"]
+    return as_train_config(OmegaConf.create(saved))
 
 
 def metrics(run_dir) -> list[dict]:
@@ -78,7 +79,7 @@ def metrics(run_dir) -> list[dict]:
 
 
 def final_state(run_dir) -> dict:
-    ck = runner.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    ck = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     policy = torch.load(run_dir / "policy.pt", weights_only=True)["state_dict"]
     return {"global_step": ck["global_step"], "agent": ck["agent"], "rng": ck["rng"],
             "envs": ck["envs"], "last_metrics": ck["last_metrics"], "policy": policy}
@@ -120,7 +121,7 @@ def runs(tmp_path_factory):
 def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(runs, name):
     root = runs(name)
     crashed = root / "crashed"
-    checkpoint = runner.load_checkpoint(crashed / "checkpoints" / "last.pt")
+    checkpoint = load_checkpoint(crashed / "checkpoints" / "last.pt")
     assert checkpoint["global_step"] == 100
     # The crash lost steps past the checkpoint, and some episode was running at it.
     assert max(r["global_step"] for r in metrics(crashed)) > 100
@@ -148,7 +149,7 @@ def test_without_the_env_state_resume_warns_and_is_not_exact(runs):
     root = runs("reinforce")
     run_dir = root / "crashed-copy"
     path = run_dir / "checkpoints" / "last.pt"
-    checkpoint = runner.load_checkpoint(path)
+    checkpoint = load_checkpoint(path)
     del checkpoint["envs"]
     atomic_save(checkpoint, path)
     with pytest.warns(RuntimeWarning, match="resume is not exact: the checkpoint holds no env"):
@@ -169,7 +170,7 @@ def test_a_checkpoint_with_missing_or_damaged_state_is_refused_in_one_line(runs,
     run_dir = tmp_path / "damaged"
     shutil.copytree(runs("reinforce") / "crashed", run_dir)
     path = run_dir / "checkpoints" / "last.pt"
-    checkpoint = runner.load_checkpoint(path)
+    checkpoint = load_checkpoint(path)
     # Other tests resume "crashed" in place, possibly to its end: a budget past any of them.
     cfg = TrainConfig(**{**vars(config_of(run_dir)), "run_dir": None, "resume": str(run_dir),
                          "total_steps": 1000})

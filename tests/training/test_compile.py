@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from pathwise.agents.buffers import Batch
-from pathwise.agents.sac import SAC, SACConfig
 
 import pathwise.training.loop as runner
+from pathwise.agents.buffers import Batch
+from pathwise.agents.sac import SAC, SACConfig
 from pathwise.cli import main
 from pathwise.training.config import ConfigError, EstimatorConfig, TrainConfig, WandbConfig
 from pathwise.training.tracking import read_metrics

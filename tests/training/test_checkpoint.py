@@ -19,10 +19,11 @@ from pathwise.training.checkpoint import (
     FORMAT_VERSION,
     POLICY_FORMAT,
     CheckpointError,
+    _set_rng_state,
     atomic_save,
     safe_load,
 )
-from pathwise.training.loop import _rng_state, _set_rng_state
+from pathwise.training.checkpoint import rng_state as _rng_state
 from pathwise.training.tracking import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,54 @@
+"""The process a run trains in: device, seeds, threads, and the C heap."""
+
+from __future__ import annotations
+
+import ctypes
+import random
+import sys
+
+import numpy as np
+import torch
+
+from pathwise.errors import ConfigError
+
+
+def resolve_device(name: str, option: str = "device=") -> torch.device:
+    """``auto`` is CUDA when present; a CUDA device without CUDA is a one-line error that
+    names the ``option`` to change (``device=`` in a config, ``--device `` on a command)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{option}{name} requested but CUDA is not available; "
+                          f"use {option}cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"{option}{name}: not a device; use cpu, cuda, cuda:N or auto") \
+            from None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def keep_freed_memory() -> None:
+    """glibc: keep freed heap memory for reuse instead of handing it back to the kernel.
+
+    torch's CPU allocator does not cache: each SAC update allocates and frees a few MB, and
+    with glibc's default (dynamic) thresholds the top of the heap is trimmed after most
+    updates, so its pages fault in again at the next one (README, Speed). Fixed thresholds
+    (mmap from 32 MiB, the replay buffer's arrays; trim beyond 64 MiB free) keep that churn in
+    the heap. Process-wide; no-op off Linux/glibc. PyTorch's CPU tuning guide suggests
+    jemalloc or tcmalloc for the same reason.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    mallopt(m_mmap_threshold, 32 << 20)
+    mallopt(m_trim_threshold, 64 << 20)

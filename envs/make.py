@@ -25,6 +25,7 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from pathwise.envs.seeding import ACTIONS, ENVS, derive_seeds
 from pathwise.errors import EnvError, EnvStateError, one_line
+from pathwise.spaces import scale_action
 
 __all__ = [
     "EnvError",
@@ -243,26 +244,6 @@ class _Replay(gym.Wrapper):
 # --------------------------------------------------------------------------------------------
 # Vector env on torch
 # --------------------------------------------------------------------------------------------
-
-
-def scale_action(policy_action, low, high):
-    """Map an action from the policy's box [-1, 1]^d affinely onto the env's box [low, high]:
-
-        a = low + (p + 1) / 2 · (high − low)
-
-    (the inverse of Stable-Baselines3's `BasePolicy.scale_action`, common/policies.py). Works on
-    numpy arrays and on torch tensors (the result stays on the tensor's device). The result is
-    clipped to [low, high]: float rounding can land just past `high`, and some envs (MuJoCo)
-    act on out-of-bounds actions instead of clipping them.
-    """
-    if isinstance(policy_action, torch.Tensor):
-        low = torch.as_tensor(low, dtype=policy_action.dtype, device=policy_action.device)
-        high = torch.as_tensor(high, dtype=policy_action.dtype, device=policy_action.device)
-        action = low + (policy_action + 1.0) * 0.5 * (high - low)
-        return torch.minimum(torch.maximum(action, low), high)
-    low, high = np.asarray(low), np.asarray(high)
-    action = low + (np.asarray(policy_action) + 1.0) * 0.5 * (high - low)
-    return np.minimum(np.maximum(action, low), high)  # np.clip's values, at a third of its cost
 
 
 class StepResult(NamedTuple):

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from pathwise.envs.make import scale_action
 from pathwise.policies.distributions import GumbelSoftmax, TanhNormal, bound_log_std
 from pathwise.policies.networks import mlp
+from pathwise.spaces import scale_action
 
 
 class Policy(nn.Module):

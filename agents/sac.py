@@ -323,8 +323,8 @@ class SAC:
 
         Each agent compiles its own graphs (the first update takes tens of seconds); torch
         recompiles a function for at most 8 agents per process (``torch._dynamo`` config
-        ``recompile_limit``) and runs later ones eagerly. On a CPU, measured on the 2-core
-        development machine, compiled updates are slower than eager ones (README, Benchmarks).
+        ``recompile_limit``) and runs later ones eagerly. Whether compiling pays depends on
+        the device and sizes: README, Speed, has the measurements.
         """
         if cudagraphs:
             if self.device.type != "cuda":

@@ -56,19 +56,19 @@ def two_link_derivatives(
         link.m1, link.m2, link.l1, link.lc1, link.lc2, link.i1, link.i2, link.g
     )
     theta1, theta2, dtheta1, dtheta2 = state.unbind(-1)
+    sin2, cos2 = torch.sin(theta2), torch.cos(theta2)
+    h = m2 * l1 * lc2 * sin2  # ∂M11/∂θ2 = −2h: the Coriolis and centrifugal terms' factor
     # Inertia terms: d1 = M11, d2 = M12.
-    d1 = m1 * lc1**2 + m2 * (l1**2 + lc2**2 + 2 * l1 * lc2 * torch.cos(theta2)) + i1 + i2
-    d2 = m2 * (lc2**2 + l1 * lc2 * torch.cos(theta2)) + i2
-    # Gravity and Coriolis terms; cos(x - π/2) is sin(x), kept in Gymnasium's form.
+    d1 = m1 * lc1**2 + m2 * (l1**2 + lc2**2 + 2 * l1 * lc2 * cos2) + i1 + i2
+    d2 = m2 * (lc2**2 + l1 * lc2 * cos2) + i2
+    # Gravity, Coriolis and centrifugal terms; cos(x − π/2) is sin(x), in Gymnasium's form.
     phi2 = m2 * lc2 * g * torch.cos(theta1 + theta2 - math.pi / 2.0)
     phi1 = (
-        -m2 * l1 * lc2 * dtheta2**2 * torch.sin(theta2)
-        - 2 * m2 * l1 * lc2 * dtheta2 * dtheta1 * torch.sin(theta2)
+        -h * dtheta2**2
+        - 2 * h * dtheta2 * dtheta1
         + (m1 * lc1 + m2 * l1) * g * torch.cos(theta1 - math.pi / 2)
         + phi2
     ) - tau1
-    ddtheta2 = (
-        tau2 + d2 / d1 * phi1 - m2 * l1 * lc2 * dtheta1**2 * torch.sin(theta2) - phi2
-    ) / (m2 * lc2**2 + i2 - d2**2 / d1)
+    ddtheta2 = (tau2 + d2 / d1 * phi1 - h * dtheta1**2 - phi2) / (m2 * lc2**2 + i2 - d2**2 / d1)
     ddtheta1 = -(d2 * ddtheta2 + phi1) / d1
     return torch.stack((dtheta1, dtheta2, ddtheta1, ddtheta2), dim=-1)

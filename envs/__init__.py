@@ -6,8 +6,9 @@ work anywhere an env id does (`make_env("pathwise/ContinuousBandit-v0")`,
 `gymnasium.make_vec("pathwise/Pendulum-v1", num_envs=4096, device="cuda")`).
 
 The torch envs' ids (`TORCH_ENV_IDS`), each with a `vector_entry_point` (the batched
-`TorchVectorEnv`; kwargs `device`, `dtype`, `max_episode_steps` and the task's own) and an
-`entry_point` for `gymnasium.make` (`SingleEnv`, one copy on numpy):
+`TorchEnv`; kwargs `device`, `dtype`, `max_episode_steps` and the task's own) and an
+`entry_point` for `gymnasium.make` (`SingleEnv`, one copy on numpy). (`TorchEnv` is a task
+written in torch; `make.TorchVecEnv` adapts Gymnasium's numpy envs to torch tensors.)
 
     pathwise/Pendulum-v1                classic.Pendulum                 200 steps
     pathwise/CartPole-v1                classic.CartPole                 500 steps
@@ -35,9 +36,9 @@ from pathwise.envs.make import (
     scale_action,
 )
 from pathwise.envs.single import SingleEnv
-from pathwise.envs.vector import TorchVectorEnv
+from pathwise.envs.vector import TorchEnv
 
-TORCH_ENVS: dict[str, type[TorchVectorEnv]] = {
+TORCH_ENVS: dict[str, type[TorchEnv]] = {
     "pathwise/Pendulum-v1": Pendulum,
     "pathwise/CartPole-v1": CartPole,
     "pathwise/Acrobot-v1": Acrobot,
@@ -74,8 +75,8 @@ __all__ = [
     "PointMass",
     "SingleEnv",
     "StepResult",
+    "TorchEnv",
     "TorchVecEnv",
-    "TorchVectorEnv",
     "check_spaces",
     "make_env",
     "make_vec_env",

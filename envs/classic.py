@@ -17,7 +17,7 @@ import torch
 from gymnasium import spaces
 
 from pathwise.envs.physics import TwoLink, rk4, two_link_derivatives
-from pathwise.envs.vector import TorchVectorEnv
+from pathwise.envs.vector import TorchEnv
 
 __all__ = ["Acrobot", "CartPole", "MountainCarContinuous", "Pendulum", "angle_normalize"]
 
@@ -43,7 +43,7 @@ def angle_normalize(theta: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-class Pendulum(TorchVectorEnv):
+class Pendulum(TorchEnv):
     """Gymnasium's `Pendulum-v1` (classic_control/pendulum.py): swing a pendulum up and hold it.
 
     State [θ, θ̇], θ = 0 upright and not wrapped (as Gymnasium keeps it); observation
@@ -107,7 +107,7 @@ class Pendulum(TorchVectorEnv):
 # --------------------------------------------------------------------------------------------
 
 
-class CartPole(TorchVectorEnv):
+class CartPole(TorchEnv):
     """Gymnasium's `CartPole-v1` (classic_control/cartpole.py; Barto, Sutton & Anderson 1983,
     with the equations of Florian 2007, "Correct equations for the dynamics of the cart-pole
     system"): keep a pole upright by pushing its cart left or right.
@@ -190,7 +190,7 @@ def _wrap(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     return x - (above - below) * period
 
 
-class Acrobot(TorchVectorEnv):
+class Acrobot(TorchEnv):
     """Gymnasium's `Acrobot-v1` (classic_control/acrobot.py; Sutton 1996; Sutton & Barto
     1998, §11.3): swing the tip of a two-link chain above a line by torquing the elbow.
 
@@ -254,7 +254,7 @@ class Acrobot(TorchVectorEnv):
 # --------------------------------------------------------------------------------------------
 
 
-class MountainCarContinuous(TorchVectorEnv):
+class MountainCarContinuous(TorchEnv):
     """Gymnasium's `MountainCarContinuous-v0` (classic_control/continuous_mountain_car.py;
     Moore 1990): drive an underpowered car up the right hill by rocking it.
 

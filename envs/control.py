@@ -25,12 +25,12 @@ import torch
 from gymnasium import spaces
 
 from pathwise.envs.physics import TwoLink, rk4, two_link_derivatives
-from pathwise.envs.vector import TorchVectorEnv
+from pathwise.envs.vector import TorchEnv
 
 __all__ = ["DoublePendulum", "PointMass"]
 
 
-class PointMass(TorchVectorEnv):
+class PointMass(TorchEnv):
     """A unit point mass on a plane, pushed by a force toward the goal at the origin.
 
     State = observation [x, y, vx, vy]; action: force (num_envs, 2), clipped to [-1, 1]².
@@ -73,7 +73,7 @@ class PointMass(TorchVectorEnv):
         return state
 
 
-class DoublePendulum(TorchVectorEnv):
+class DoublePendulum(TorchEnv):
     """A frictionless double pendulum (two point masses on massless rods) with a torque at each
     joint: swing the tip up.
 

@@ -2,7 +2,7 @@
 
 The torch envs are built for batches (`gymnasium.make_vec`), but a single env on numpy is what
 evaluation, videos, Gymnasium's env checker and `SyncVectorEnv` expect, so every id also
-makes one: a `TorchVectorEnv` of one row on the CPU behind the usual `gym.Env` interface
+makes one: a `TorchEnv` of one row on the CPU behind the usual `gym.Env` interface
 (numpy observations, float rewards, bool flags). It steps the same physics and draws its reset
 from the same seeded stream, so `gym.make(id).reset(seed=s)` starts where
 `gym.make_vec(id, num_envs=1).reset(seed=s)` does.
@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pathwise.envs.vector import TorchVectorEnv
+from pathwise.envs.vector import TorchEnv
 
 __all__ = ["SingleEnv"]
 
@@ -33,7 +33,7 @@ class SingleEnv(gym.Env):
     """
 
     def __init__(
-        self, vector_cls: type[TorchVectorEnv], render_mode: str | None = None, **kwargs: Any
+        self, vector_cls: type[TorchEnv], render_mode: str | None = None, **kwargs: Any
     ):
         twin = getattr(vector_cls, "gymnasium_id", None)
         self.metadata = {"render_modes": ["rgb_array"] if twin else []}

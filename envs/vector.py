@@ -6,7 +6,7 @@ A task subclass supplies the physics as pure functions of tensors,
     transition(state, action) -> (next_state, reward, terminated)   one step, no autoreset
     observe(state) -> obs
 
-plus its spaces and reset box, and `TorchVectorEnv` adds what a Gymnasium vector env does
+plus its spaces and reset box, and `TorchEnv` adds what a Gymnasium vector env does
 around them: time limits, SAME_STEP autoreset, seeding, and a checkpointable `state_dict`.
 `transition` and `observe` are public so that a model-based trainer (APG, SHAC) can roll out
 the true dynamics from any batch of states without touching the env's own state.
@@ -53,7 +53,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-__all__ = ["STATE_DICT_FORMAT", "TorchVectorEnv", "as_dtype"]
+__all__ = ["STATE_DICT_FORMAT", "TorchEnv", "as_dtype"]
 
 # Version of the `state_dict` layout; bump it when the keys change.
 STATE_DICT_FORMAT = 1
@@ -79,7 +79,7 @@ def _seed_from(seed: int | None) -> int:
     return int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-class TorchVectorEnv(VectorEnv):
+class TorchEnv(VectorEnv):
     """A batch of `num_envs` copies of one task as rows of tensors on `device`.
 
     Subclasses set `state_dim`, `default_max_episode_steps`, `reset_low`/`reset_high` (the
@@ -137,6 +137,9 @@ class TorchVectorEnv(VectorEnv):
         self.single_action_space = action_space
         self.observation_space = batch_space(observation_space, self.num_envs)
         self.action_space = batch_space(action_space, self.num_envs)
+        # The autoreset's box, as tensors once: building them from Python floats every step
+        # would be a host-to-device copy per step on a GPU.
+        self._default_box = tuple(self._tensor(bound) for bound in self._reset_box(None))
         self._discrete = isinstance(action_space, spaces.Discrete)
         if self._discrete:
             self._action_ids = torch.arange(int(action_space.n), device=self.device)
@@ -300,7 +303,10 @@ class TorchVectorEnv(VectorEnv):
     # ---- helpers -----------------------------------------------------------------------------
 
     def _draw_initial_state(self, options: dict[str, Any] | None) -> torch.Tensor:
-        low, high = (self._tensor(bound) for bound in self._reset_box(options))
+        if options:
+            low, high = (self._tensor(bound) for bound in self._reset_box(options))
+        else:
+            low, high = self._default_box
         u = torch.rand(self.num_envs, self.state_dim, generator=self._generator,
                        device=self.device, dtype=self.dtype)
         return low + (high - low) * u

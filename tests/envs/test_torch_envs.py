@@ -2,8 +2,10 @@
 and out, SAME_STEP autoreset, seeding, state access, state_dict, and the physics of the two
 tasks that have no Gymnasium twin."""
 
+import importlib.util
 import io
 import math
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -20,7 +22,7 @@ from pathwise.envs import (
     Pendulum,
     PointMass,
     SingleEnv,
-    TorchVectorEnv,
+    TorchEnv,
 )
 from pathwise.envs.physics import rk4, two_link_derivatives
 
@@ -30,7 +32,7 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, cuda])]
 
 
-def sample_actions(env: TorchVectorEnv, seed: int = 0) -> torch.Tensor:
+def sample_actions(env: TorchEnv, seed: int = 0) -> torch.Tensor:
     env.action_space.seed(seed)
     return torch.as_tensor(env.action_space.sample(), device=env.device)
 
@@ -241,7 +243,7 @@ def test_reset_mask_resets_only_its_rows():
 # ---- seeding -------------------------------------------------------------------------------------
 
 
-def rollout(env: TorchVectorEnv, seed: int | None, steps: int = 12) -> torch.Tensor:
+def rollout(env: TorchEnv, seed: int | None, steps: int = 12) -> torch.Tensor:
     """Reset states and every autoreset draw of a short-limit rollout, stacked."""
     obs, _ = env.reset(seed=seed)
     seen = [obs]
@@ -385,6 +387,23 @@ def test_double_pendulum_torques_do_the_work_the_energy_gains():
     gained = env.energy(after) - env.energy(state)
     assert torch.allclose(gained, power * dt, atol=1e-9)
     assert (power * dt).abs().max() > 1e-5  # the check is not vacuous
+
+
+# ---- the benchmark ---------------------------------------------------------------------------
+
+
+def test_env_benchmark_prints_its_table(capsys):
+    path = Path(__file__).parents[2] / "benchmarks" / "envs.py"
+    spec = importlib.util.spec_from_file_location("envs_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--envs", "Pendulum-v1", "PointMass-v0", "--max-envs", "16", "--seconds",
+                "0.01", "--no-async"])
+    out = capsys.readouterr().out
+    assert "| Pendulum-v1 | Gymnasium Pendulum-v1 (sync) | 16 |" in out
+    assert "| Pendulum-v1 | pathwise (cpu) | 16 |" in out
+    assert "| PointMass-v0 | pathwise (cpu) | 1 |" in out
+    assert "torch " + torch.__version__ in out
 
 
 # ---- CUDA ----------------------------------------------------------------------------------------

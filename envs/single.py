@@ -63,6 +63,10 @@ class SingleEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
+        if seed is None:
+            # All randomness comes from `self.np_random`, as Gymnasium expects of an env (so
+            # that restoring its state replays the episode: `make.TorchVecEnv.state_dict`).
+            seed = int(self.np_random.integers(2**63))
         obs, _ = self.vector_env.reset(seed=seed, options=options)
         return self._numpy_obs(obs), {}
 

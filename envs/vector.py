@@ -29,18 +29,21 @@ The step's contract, for every task:
   ended; here it is a full tensor, so `info["final_obs"]` can be stored as next_obs as is;
 - differentiable: `obs`, `reward`, `final_obs` and `final_state` carry gradients to the
   action and to the state (`env.state = s` with `s.requires_grad`) where the physics is smooth
-  (each task's docstring says where it is not). No gradient crosses an autoreset: the reset
-  rows of `obs` and `env.state` are chosen by `torch.where`, whose gradient to the branch it
-  did not pick is zero. The env keeps the graph of its state from step to step (for
-  backpropagation through time); cut it with `env.state = env.state.detach()`;
+  (each task's docstring says where it is not; a reward that is a constant, as CartPole's,
+  has no graph at all). No gradient crosses an autoreset: the reset rows of `obs` and
+  `env.state` are chosen by `torch.where`, whose gradient to the branch it did not pick is
+  zero. The env keeps the graph of its state from step to step, for backpropagation through
+  time; a trainer that feeds it actions that require grad cuts the graph at the end of each
+  window with `env.state = env.state.detach()` (or it grows without end);
 - no host sync and no Python loop over envs inside `step`: ends are handled by `torch.where`,
   and a fresh reset state is drawn for every row at every step (cheap next to the physics) so
   that which rows ended never has to be read on the host.
 
-Randomness: one `torch.Generator` on the env's device per env, seeded by `reset(seed=s)`
-through `numpy.random.SeedSequence(s)` (so seeds s and s+1 give unrelated streams, unlike
-`seed + i` schemes). Draws are reproducible for a given (seed, num_envs, device type); the CPU
-and CUDA generators are different algorithms, so the same seed draws differently on each.
+Randomness: one `torch.Generator` on the env's device draws for the whole batch;
+`reset(seed=s)` seeds it through `numpy.random.SeedSequence(s)` (so seeds s and s+1 give
+unrelated streams, unlike `seed + i` schemes). Draws are reproducible for a given (seed,
+num_envs, device type); the CPU and CUDA generators are different algorithms, so the same
+seed draws differently on each.
 """
 
 from __future__ import annotations
@@ -82,10 +85,11 @@ def _seed_from(seed: int | None) -> int:
 class TorchEnv(VectorEnv):
     """A batch of `num_envs` copies of one task as rows of tensors on `device`.
 
-    Subclasses set `state_dim`, `default_max_episode_steps`, `reset_low`/`reset_high` (the
-    box the reset state is drawn from uniformly, as Gymnasium's envs draw it) and the single
-    spaces in `__init__` before calling `_finish_init`; they implement `transition` and
-    `observe`, and may override `_reset_box` to read reset options.
+    Subclasses set `state_dim`, `default_max_episode_steps` and `reset_low`/`reset_high` (the
+    box the reset state is drawn from uniformly, as Gymnasium's envs draw it) as class
+    attributes, end their `__init__` with `_finish_init(single observation space, single action
+    space)`, implement `transition` and `observe`, and may override `_reset_box` to read reset
+    options.
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -123,6 +127,7 @@ class TorchEnv(VectorEnv):
         self.device = torch.device(device)
         self.dtype = as_dtype(dtype)
         self.np_dtype = np.float64 if self.dtype == torch.float64 else np.float32  # of spaces
+        self._dtype_name = str(self.dtype).removeprefix("torch.")
         self.max_episode_steps = max_episode_steps
         self.render_mode = None
         self._generator = torch.Generator(device=self.device)
@@ -263,11 +268,11 @@ class TorchEnv(VectorEnv):
         """Everything an exact resume needs, as plain values and CPU tensors (loadable with
         `torch.load(..., weights_only=True)`):
 
-            {"format": 1, "env": class name, "num_envs": n, "state": (n, state_dim) tensor,
-             "elapsed_steps": (n,) long tensor, "generator": uint8 tensor,
-             "generator_device": "cpu" | "cuda"}
+            {"format": 1, "env": class name, "num_envs": n, "dtype": "float32" | "float64",
+             "state": (n, state_dim) tensor, "elapsed_steps": (n,) long tensor,
+             "generator": uint8 tensor, "generator_device": "cpu" | "cuda"}
 
-        The state is saved detached and in the env's dtype.
+        The state is saved detached, in the env's dtype.
         """
         if self._state is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before state_dict()")
@@ -275,6 +280,7 @@ class TorchEnv(VectorEnv):
             "format": STATE_DICT_FORMAT,
             "env": type(self).__name__,
             "num_envs": self.num_envs,
+            "dtype": self._dtype_name,
             "state": self._state.detach().cpu().clone(),
             "elapsed_steps": self._elapsed.cpu().clone(),
             "generator": self._generator.get_state(),
@@ -283,12 +289,13 @@ class TorchEnv(VectorEnv):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> torch.Tensor:
         """Put the env back where `state_dict()` found it; returns the observation to act
-        from next. Raises ValueError for a dict from another task, batch size or device type
-        (a CPU generator state cannot drive a CUDA generator)."""
+        from next. Raises ValueError for a dict from another task, batch size, dtype or device
+        type (a CPU generator state cannot drive a CUDA generator)."""
         expected = {
             "format": STATE_DICT_FORMAT,
             "env": type(self).__name__,
             "num_envs": self.num_envs,
+            "dtype": self._dtype_name,
             "generator_device": self.device.type,
         }
         for key, value in expected.items():

@@ -23,6 +23,7 @@ from pathwise.envs import (
     PointMass,
     SingleEnv,
     TorchEnv,
+    make_vec_env,
 )
 from pathwise.envs.physics import rk4, two_link_derivatives
 
@@ -135,14 +136,45 @@ def test_gym_make_single_env_is_truncated_by_gymnasiums_time_limit():
     assert np.array_equal(env.unwrapped.state, [0.5, -1.0])
 
 
-def test_single_env_renders_through_its_gymnasium_twin():
-    env = gym.make("pathwise/Pendulum-v1", render_mode="rgb_array")
+@pytest.mark.parametrize("env_id", [i for i in TORCH_ENV_IDS if TORCH_ENVS[i].__module__
+                                    == "pathwise.envs.classic"])
+def test_single_env_renders_through_its_gymnasium_twin(env_id):
+    """The frame is the one Gymnasium's env draws from the same state."""
+    env = gym.make(env_id, render_mode="rgb_array")
     env.reset(seed=0)
+    env.step(env.action_space.sample())
+    twin = gym.make(TORCH_ENVS[env_id].gymnasium_id, render_mode="rgb_array")
+    twin.reset(seed=0)
+    twin.unwrapped.state = env.unwrapped.state
     frame = env.render()
-    assert frame.shape == (500, 500, 3) and frame.dtype == np.uint8 and frame.std() > 0
+    assert frame.dtype == np.uint8 and frame.std() > 0
+    assert np.array_equal(frame, twin.render())
     env.close()
+    twin.close()
+
+
+def test_tasks_without_a_gymnasium_twin_do_not_render():
     with pytest.raises(ValueError, match="cannot render"):
         gym.make("pathwise/PointMass-v0", render_mode="rgb_array")
+
+
+def test_the_numpy_adapter_drives_and_restores_the_single_envs():
+    """`make_vec_env` (Gymnasium's SyncVectorEnv under `TorchVecEnv`) runs a pathwise id and
+    restores it by replay: the single env draws all its randomness from its np_random."""
+    with make_vec_env("pathwise/CartPole-v1", num_envs=2, seed=3) as original, \
+            make_vec_env("pathwise/CartPole-v1", num_envs=2, seed=9) as restored:
+        original.reset()
+        ended = 0
+        for _ in range(40):  # past an episode end: later episodes start from unseeded resets
+            last = original.step(original.random_actions())
+            ended += len(last.episode_returns)
+        assert ended > 0
+        obs = restored.load_state_dict(through_a_file(original.state_dict()))
+        assert torch.equal(obs, last.obs)
+        for _ in range(20):
+            a, b = original.step(original.random_actions()), restored.step(
+                restored.random_actions())
+            assert torch.equal(a.obs, b.obs) and torch.equal(a.terminated, b.terminated)
 
 
 # ---- actions and state ---------------------------------------------------------------------------
@@ -322,6 +354,8 @@ def test_state_dict_refuses_another_task_or_batch():
         PointMass(3).load_state_dict(saved)
     with pytest.raises(ValueError, match="num_envs=3.*num_envs=4"):
         Pendulum(4).load_state_dict(saved)
+    with pytest.raises(ValueError, match="dtype='float32'.*dtype='float64'"):
+        Pendulum(3, dtype=torch.float64).load_state_dict(saved)
 
 
 # ---- the tasks without a Gymnasium twin ----------------------------------------------------------

@@ -54,6 +54,12 @@ def close(ours, theirs, gym_id: str, dtype: torch.dtype, episode: bool = False) 
     return np.abs(ours - theirs) <= rtol * (1.0 + np.abs(theirs))
 
 
+def reset_state(oracle: gym.Env, seed: int, options=None) -> np.ndarray:
+    """Gymnasium's reset state for `seed`, as float64."""
+    oracle.reset(seed=seed, options=options)
+    return np.asarray(oracle.unwrapped.state, dtype=np.float64)
+
+
 def random_actions(env, rng: np.random.Generator, n: int) -> np.ndarray:
     space = env.single_action_space
     if isinstance(space, gym.spaces.Discrete):
@@ -136,7 +142,7 @@ def test_whole_episodes_match_gymnasium(gym_id, dtype):
     env = PORTS[gym_id](episodes, dtype=dtype)
     env.reset(seed=0)
     oracles = [gym.make(gym_id) for _ in range(episodes)]
-    starts = [o.reset(seed=100 + i) and o.unwrapped.state for i, o in enumerate(oracles)]
+    starts = [reset_state(oracle, 100 + i) for i, oracle in enumerate(oracles)]
     env.state = torch.as_tensor(np.stack(starts))
     actions = np.stack([fixed_actions(gym_id, i, limit) for i in range(episodes)], 1)
 
@@ -231,8 +237,7 @@ def test_reset_distribution_matches_gymnasium(gym_id):
     that constant. The same test rejects a reset box 20% too narrow, so it can fail."""
     n = 2000
     oracle = gym.make(gym_id).unwrapped
-    theirs = np.stack([oracle.reset(seed=s) and np.asarray(oracle.state, np.float64)
-                       for s in range(n)])
+    theirs = np.stack([reset_state(oracle, s) for s in range(n)])
     env = PORTS[gym_id](n, dtype=torch.float64)
     env.reset(seed=0)
     ours = env.state.numpy()
@@ -259,8 +264,7 @@ def test_reset_distribution_matches_gymnasium(gym_id):
 )
 def test_reset_options_set_the_box_as_in_gymnasium(gym_id, options):
     oracle = gym.make(gym_id).unwrapped
-    theirs = np.stack([oracle.reset(seed=s, options=options) and np.asarray(oracle.state)
-                       for s in range(300)])
+    theirs = np.stack([reset_state(oracle, s, options) for s in range(300)])
     env = PORTS[gym_id](300, dtype=torch.float64)
     env.reset(seed=0, options=options)
     ours = env.state.numpy()

@@ -272,3 +272,19 @@ def test_reset_options_set_the_box_as_in_gymnasium(gym_id, options):
     assert np.all(ours.min(0) >= theirs.min(0) - 0.05 * span - 1e-12)
     assert np.all(ours.max(0) <= theirs.max(0) + 0.05 * span + 1e-12)
     assert np.all(np.ptp(ours, axis=0) >= 0.9 * span)
+
+
+def test_cartpole_sutton_barto_reward_matches_gymnasium():
+    states = np.array([[2.399, 1.0, 0.0, 0.0], [0.0, 0.0, 0.01, 0.0]])  # falls / goes on
+    env = CartPole(2, dtype=torch.float64, sutton_barto_reward=True)
+    env.reset(seed=0)
+    env.state = torch.as_tensor(states)
+    _, reward, terminated, _, _ = env.step(torch.tensor([1, 0]))
+    oracle = gym.make("CartPole-v1", sutton_barto_reward=True).unwrapped
+    expected = []
+    for state, action in zip(states, [1, 0]):
+        oracle.reset(seed=0)
+        oracle.state = state.copy()
+        expected.append(oracle.step(action)[1])
+    assert terminated.tolist() == [True, False]
+    assert reward.tolist() == expected == [-1.0, 0.0]

@@ -47,6 +47,11 @@ TORCH_ENVS: dict[str, type[TorchEnv]] = {
     "pathwise/DoublePendulum-v0": DoublePendulum,
 }
 TORCH_ENV_IDS = tuple(TORCH_ENVS)
+# Torch ports of Gymnasium tasks → the Gymnasium original, on which their policies are
+# evaluated by default (same observations, actions and rewards).
+GYMNASIUM_ORIGINALS = {"pathwise/Pendulum-v1": "Pendulum-v1", "pathwise/CartPole-v1": "CartPole-v1",
+                       "pathwise/Acrobot-v1": "Acrobot-v1",
+                       "pathwise/MountainCarContinuous-v0": "MountainCarContinuous-v0"}
 
 
 def _register_torch_envs() -> None:
@@ -63,6 +68,7 @@ def _register_torch_envs() -> None:
 _register_torch_envs()
 
 __all__ = [
+    "GYMNASIUM_ORIGINALS",
     "TORCH_ENVS",
     "TORCH_ENV_IDS",
     "Acrobot",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -24,8 +24,12 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 from pathwise.envs.seeding import ACTIONS, ENVS, derive_seeds
+from pathwise.envs.step import StepResult
 from pathwise.errors import EnvError, EnvStateError, one_line
 from pathwise.spaces import scale_action
+
+if TYPE_CHECKING:
+    from pathwise.envs.native import NativeVecEnv
 
 __all__ = [
     "EnvError",
@@ -244,26 +248,6 @@ class _Replay(gym.Wrapper):
 # --------------------------------------------------------------------------------------------
 # Vector env on torch
 # --------------------------------------------------------------------------------------------
-
-
-class StepResult(NamedTuple):
-    """One vector step, as tensors on the env's device (lists for the episode statistics).
-
-    Store `(obs_before, action, reward, next_obs, terminated)`; act next from `obs`. Where an
-    episode ended, `obs` is already the next episode's reset observation, while `next_obs` is
-    the ended episode's final observation, so no stored transition crosses an autoreset.
-    """
-
-    obs: torch.Tensor  # (num_envs, obs_dim) float32: what to act from next
-    next_obs: torch.Tensor  # (num_envs, obs_dim) float32: true successor of this transition
-    reward: torch.Tensor  # (num_envs,) float32
-    terminated: torch.Tensor  # (num_envs,) bool: the MDP ended; do not bootstrap
-    truncated: torch.Tensor  # (num_envs,) bool: cut short (time limit); bootstrap from next_obs
-    episode_returns: list[float]  # returns of the episodes that ended this step
-    episode_lengths: list[int]  # their lengths, in the same order
-    # terminated | truncated per env, on the host: an agent can branch on episode ends
-    # without reading the device (a GPU sync).
-    done: list[bool] | None = None
 
 
 class TorchVecEnv:
@@ -526,8 +510,10 @@ def make_vec_env(
     seed: int | None = 0,
     device: str | torch.device = "cpu",
     **env_kwargs: Any,
-) -> TorchVecEnv:
-    """`num_envs` copies of `env_id` stepped in sequence, on torch tensors on `device`.
+) -> TorchVecEnv | NativeVecEnv:
+    """`num_envs` copies of `env_id` on torch tensors on `device`: a `TorchVecEnv` stepping
+    Gymnasium envs in sequence, or for a torch env (`pathwise/Pendulum-v1`, ...) a
+    `native.NativeVecEnv` that steps all of them on the device.
 
     `env_kwargs` go to `gymnasium.make` for every copy (e.g. `max_episode_steps`). The first
     reset seeds each sub-env from a stream of its own, derived from `seed` (`seeding`).
@@ -538,6 +524,19 @@ def make_vec_env(
     _check_env_id(env_id)
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
         raise EnvError(f"num_envs must be a positive integer, got {num_envs!r}")
+    from pathwise.envs.native import make_native_vec_env, native_env_class
+
+    if native_env_class(env_id) is not None:  # a torch env: stepped on the device itself
+        try:
+            envs = make_native_vec_env(env_id, num_envs, seed, device, **env_kwargs)
+        except (TypeError, ValueError) as err:
+            raise EnvError(f"cannot make {env_id!r}: {one_line(err)}") from err
+        try:
+            check_spaces(envs.single_observation_space, envs.single_action_space)
+        except EnvError:
+            envs.close()
+            raise
+        return envs
 
     # Build one copy first so that an unsupported space is reported before vectorizing (the
     # batching code can choke on exotic spaces with a less helpful error).

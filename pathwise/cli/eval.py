@@ -26,7 +26,7 @@ def eval_parser() -> Parser:
                    help="seed the episodes' starts derive from (default: the training run's "
                         "seed, which reproduces its own evaluations; 0 outside a run dir)")
     p.add_argument("--env", metavar="ID", help="another env id with the same spaces "
-                                                "(default: the one the policy was trained on)")
+                                                "(default: the one the run evaluated on)")
     p.add_argument("--video", metavar="DIR", help="record every episode as mp4 into DIR "
                                                    "(Gymnasium RecordVideo; needs moviepy)")
     p.add_argument("--json", action="store_true", help="print the evaluation's record alone")
@@ -94,7 +94,7 @@ def main(args: list[str]) -> int:
     device = resolve_device(opts.device, option="--device ")
     policy = load_policy(policy_file, device=device)
     meta = policy.metadata
-    env_id = opts.env or meta.get("env_id")
+    env_id = opts.env or meta.get("eval_env_id") or meta.get("env_id")
     if not env_id:
         raise UsageError(f"{policy_file} does not say which env it was trained on; pass --env ID")
     train_cfg = None

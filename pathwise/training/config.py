@@ -106,6 +106,9 @@ class TrainConfig:
     run_dir: str | None = param(None, "where this run goes; None: "
                                       "runs/<env>/<agent>-<estimator>/s<seed>-<timestamp>")
     resume: str | None = param(None, "run dir whose checkpoints/last.pt to continue from")
+    eval_env: str | None = param(None, "env id evaluations run on; None: the training env, or "
+                                       "Gymnasium's own for a torch port (pathwise/Pendulum-v1 "
+                                       "-> Pendulum-v1)")
     eval_every: int = param(5000, "env steps between deterministic evaluations (0: off)")
     eval_episodes: int = param(10, "episodes per evaluation")
     checkpoint_every: int = param(10_000, "env steps between checkpoints (0: at the end only)")
@@ -130,6 +133,13 @@ class TrainConfig:
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDAGRAPHS_ON_CPU = "cudagraphs=true needs device=cuda (CUDA graphs capture GPU kernels); " \
                     "this run is on the CPU: drop cudagraphs, or use compile=true"
+
+
+def evaluation_env(cfg: TrainConfig) -> str:
+    """The env id a run's evaluations use (``eval_env``, or its default)."""
+    from pathwise.envs import GYMNASIUM_ORIGINALS
+
+    return cfg.eval_env or GYMNASIUM_ORIGINALS.get(cfg.env, cfg.env)
 
 
 def as_train_config(config) -> TrainConfig:

@@ -38,7 +38,12 @@ from pathwise.errors import (
     one_line,
 )
 from pathwise.training import checkpoint as ckpt
-from pathwise.training.config import CUDAGRAPHS_ON_CPU, TrainConfig, as_train_config
+from pathwise.training.config import (
+    CUDAGRAPHS_ON_CPU,
+    TrainConfig,
+    as_train_config,
+    evaluation_env,
+)
 from pathwise.training.evaluation import EvalResult, evaluate
 from pathwise.training.registry import build_agent
 from pathwise.training.run_dir import (
@@ -100,6 +105,10 @@ class Run:
     def __init__(self, cfg: TrainConfig, agent, envs, run_dir: Path, progress=None):
         self.cfg, self.agent, self.envs, self.run_dir = cfg, agent, envs, run_dir
         self.progress = progress
+        self.eval_env = evaluation_env(cfg)
+        # Gymnasium envs hand over each ended episode with the step; torch envs keep the
+        # statistics on the device until a log interval (no host sync per step).
+        self.episodes_on_host = getattr(envs, "episodes_on_host", True)
         self.global_step = 0
         self.started = time.perf_counter()  # minus the time of earlier sessions, on resume
         self.wandb_id: str | None = None
@@ -287,7 +296,14 @@ class Run:
             self.log({"charts/episodic_return": ret, "charts/episodic_length": length})
 
     def log_training(self) -> None:
-        """Steps per second and the latest losses: the loop's one host sync per interval."""
+        """Steps per second, the latest losses and (torch envs) the episodes ended since the
+        last interval: the loop's one host sync per interval."""
+        if not self.episodes_on_host:
+            count, mean_return, mean_length = self.envs.pop_episodes()
+            if count:
+                self.last_return = mean_return
+                self.log({"charts/episodic_return": mean_return,
+                          "charts/episodic_length": mean_length, "charts/episodes": count})
         now = time.perf_counter()
         step, then = self.sps_mark
         record = {"charts/sps": (self.global_step - step) / max(now - then, 1e-9)}
@@ -307,7 +323,7 @@ class Run:
         (every evaluation uses the same episodes, so returns compare; ties keep the first)."""
         self.check_finite()
         cfg = self.cfg
-        result = evaluate(self.agent.policy, cfg.env, cfg.eval_episodes, seed=cfg.seed)
+        result = evaluate(self.agent.policy, self.eval_env, cfg.eval_episodes, seed=cfg.seed)
         self.final_eval, self.eval_step = result, self.global_step
         self.log({"eval/return_mean": result.return_mean, "eval/return_std": result.return_std})
         if self.best is None or result.return_mean > self.best["return"]:
@@ -366,7 +382,8 @@ class Run:
 
     def metadata(self) -> dict:
         cfg = self.cfg
-        return {"env_id": cfg.env, "agent": cfg.agent.name, "estimator": cfg.estimator.name}
+        return {"env_id": cfg.env, "eval_env_id": self.eval_env, "agent": cfg.agent.name,
+                "estimator": cfg.estimator.name}
 
 
 # -- NaN guard ------------------------------------------------------------------------------

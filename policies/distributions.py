@@ -302,23 +302,23 @@ class GumbelSoftmax(Distribution):
         ``argmax z`` being the category of ``one_hot``; shape ``sample_shape + one_hot.shape``,
         no gradient. ``one_hot`` may carry leading sample dimensions of its own.
 
-        Top-down (Maddison, Tarlow, Minka 2014, "A* Sampling", §3; Paulus et al. 2021, app. B):
-        the maximum of the z_i is Gumbel(logsumexp logits), independent of which i attains
-        it, and given the maximum M every other z_i is Gumbel(logits_i) truncated to z_i < M
+        Top-down, as in the Gumbel process of Maddison, Tarlow, Minka (2014, "A* Sampling")
+        and the Gumbel-Rao estimator of Paulus, Maddison, Krause (2021): the maximum of the
+        z_i is Gumbel(logsumexp logits), independent of which i attains it, and given the
+        maximum M every other z_i is Gumbel(logits_i) truncated to z_i < M
         (docs/estimator-facts.md §9).
         """
         with torch.no_grad():
             shape = torch.Size(sample_shape) + one_hot.shape
-            logits = self.logits.expand(shape)
-            exponential = torch.empty(shape, dtype=logits.dtype, device=logits.device)
-            exponential.exponential_()
-            top_exponential = torch.empty(shape[:-1] + (1,), dtype=logits.dtype,
-                                          device=logits.device).exponential_()
-            top = logits.logsumexp(-1, keepdim=True) - top_exponential.log()
+            dtype, device = self.logits.dtype, self.logits.device
+            exponential = torch.empty(shape, dtype=dtype, device=device).exponential_()
+            top_exponential = torch.empty(shape[:-1] + (1,), dtype=dtype,
+                                          device=device).exponential_()
+            top = self.logits.logsumexp(-1, keepdim=True) - top_exponential.log()
             # Gumbel(θ_i) below M: −log(e^{−M} + e^{−θ_i}·E_i), E_i ~ Exp(1); its CDF is the
             # Gumbel's, F(z)/F(M) for z < M.
-            below = -torch.logaddexp(-top, exponential.log() - logits)
-            return torch.where(one_hot.expand(shape) > 0, top.expand(shape), below)
+            below = -torch.logaddexp(-top, exponential.log() - self.logits)
+            return torch.where(one_hot > 0, top, below)
 
     def rsample(self, sample_shape=_SCALAR_SHAPE) -> torch.Tensor:
         y = self.relaxed_sample(sample_shape)

@@ -24,15 +24,17 @@ Math (Mohamed, Rosca, Figurnov, Mnih 2020, "Monte Carlo Gradient Estimation in M
 Discrete actions (``GumbelSoftmax``, one-hot actions, temperature τ from the distribution).
 Besides ``score`` and ``exact`` (unbiased) and ``pathwise`` (Gumbel-softmax; straight-through
 Gumbel when the distribution has ``hard=True``), three estimators feed the cost the exact
-one-hot sample D and differ only in the gradient they send back through it:
+one-hot sample D (whatever the distribution's ``hard`` flag) and differ only in the gradient
+they send back through it:
 
   straight_through  ∂softmax(θ/τ)/∂θ              (Bengio, Léonard, Courville 2013)
   gumbel_rao        E[∂softmax((θ + G)/τ)/∂θ | argmax(θ + G) = D], by ``mc_samples`` draws
                     (Paulus, Maddison, Krause 2021)
   reinmax           2·∂π₁/∂θ − ½·∂π₀/∂θ, π₁ = (D + softmax(θ/τ))/2 (Liu et al. 2023, Alg. 2)
 
-All three are biased (docs/estimator-facts.md §7–§10 give their means in closed form on
-linear and binary quadratic costs); they exist because they scale where ``exact`` cannot.
+All three are biased in general (straight-through is exact at τ = 1 on linear costs, ReinMax
+at τ = 1 on quadratic ones; docs/estimator-facts.md §7–§10 give their means in closed form);
+they exist because they scale where ``exact`` cannot.
 
 Factorized (multi-discrete) actions. k independent categoricals whose *joint* action the
 cost scores are one distribution with the factor dimension moved into the event:
@@ -188,9 +190,9 @@ def enumerate_actions(dist: Distribution, max_actions: int = 4096) -> torch.Tens
     """Every action of a finite distribution, stacked first: (A, *batch, *event).
 
     For ``Independent(base, r)`` over a finite ``base`` (torch refuses to enumerate a
-    Cartesian product), the product set over the r reinterpreted dimensions: every
-    combination of the F = Π factor sizes factors' values, A = n^F. More than
-    ``max_actions`` actions raise a ValueError.
+    Cartesian product), the product set: the last r batch dimensions of ``base`` hold F
+    factors of n values each, and every one of the A = n^F combinations is one joint action.
+    More than ``max_actions`` actions raise a ValueError.
     """
     if getattr(dist, "has_enumerate_support", False):
         support = dist.enumerate_support(expand=True)
@@ -198,10 +200,10 @@ def enumerate_actions(dist: Distribution, max_actions: int = 4096) -> torch.Tens
         return support
     base = dist.base_dist if isinstance(dist, Independent) else None
     if base is None or not getattr(base, "has_enumerate_support", False):
+        what = type(dist).__name__ + (f"({type(base).__name__})" if base is not None else "")
         raise ValueError(
             f"exact estimator needs a distribution with finite support "
-            f"(has_enumerate_support, or an Independent of one); {type(dist).__name__} "
-            f"{'over ' + type(base).__name__ + ' ' if base is not None else ''}has none. "
+            f"(has_enumerate_support, or an Independent of one); {what} has none. "
             f"Use 'pathwise' or 'score'."
         )
     split = len(base.batch_shape) - dist.reinterpreted_batch_ndims
@@ -212,7 +214,7 @@ def enumerate_actions(dist: Distribution, max_actions: int = 4096) -> torch.Tens
     count = factors.numel()
     _check_action_count(n**count, f" ({n}^{count}: {count} factors of {n} values)",
                         max_actions)
-    # Row a of ``index`` is joint action a: the value index of each factor (mixed radix n).
+    # Row a of ``index`` is joint action a: the value index of each factor (a in base n).
     grids = torch.meshgrid(*[torch.arange(n, device=values.device)] * count, indexing="ij")
     index = torch.stack(grids, -1).reshape(-1, count)  # (A, F)
     joint = values[index].reshape((-1,) + factors + base.event_shape)
@@ -257,8 +259,9 @@ def _finish(objective: torch.Tensor, dist: Distribution, alpha) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class StraightThrough:
-    """Straight-through (Bengio, Léonard, Courville 2013, §4 "straight-through estimator"):
-    forward the sampled one-hot D, backward the Jacobian of softmax(θ/τ), no noise in it.
+    """Straight-through (Bengio, Léonard, Courville 2013, "Estimating or Propagating Gradients
+    Through Stochastic Neurons"): forward the sampled one-hot D, backward the Jacobian of
+    softmax(θ/τ), with no noise in it (unlike straight-through Gumbel).
 
     Per draw the estimate is J_τᵀ ∇f(D), J_τ = ∂softmax(θ/τ)/∂θ: on a linear cost it is the
     same for every D (zero variance), and exact at τ = 1 (docs/estimator-facts.md §7).
@@ -280,8 +283,9 @@ class StraightThrough:
 
 @dataclass(frozen=True)
 class GumbelRao:
-    """Gumbel-Rao (Paulus, Maddison, Krause 2021, eq. 7): straight-through Gumbel with its
-    backward pass averaged over the Gumbel noise *given* the forward sample D,
+    """Gumbel-Rao (Paulus, Maddison, Krause 2021, "Rao-Blackwellizing the Straight-Through
+    Gumbel-Softmax Gradient Estimator"): straight-through Gumbel with its backward pass
+    averaged over the Gumbel noise *given* the forward sample D,
 
         ∇f(D)ᵀ E[∂softmax((θ + G)/τ)/∂θ | argmax(θ + G) = D],
 

@@ -342,7 +342,7 @@ def test_quadratic_multi_hot_straight_through_bias_does_not_shrink(quadratic_run
 
 
 def test_quadratic_multi_hot_gumbel_rao_variance_below_straight_through_gumbel(quadratic_runs):
-    # Paulus et al. 2021, Thm. 1: Rao-Blackwellization cannot raise the variance (facts §9).
+    # Paulus et al. 2021: Rao-Blackwellization cannot raise the variance (facts §9).
     for tau in QUAD_TAUS:
         v_st, se_st = _total_variance(quadratic_runs["st_gumbel", tau][1])
         v_gr, se_gr = _total_variance(quadratic_runs["gumbel_rao", tau][1])

@@ -296,6 +296,30 @@ class GumbelSoftmax(Distribution):
         """The soft Concrete sample ``softmax((logits + g)/τ)``, whatever ``hard`` says."""
         return torch.softmax((self.logits + self._gumbel(sample_shape)) / self.temperature, -1)
 
+    def perturbed_logits_given(self, one_hot: torch.Tensor,
+                               sample_shape=_SCALAR_SHAPE) -> torch.Tensor:
+        """Draws of ``z = logits + g`` (g_i ~ Gumbel(0, 1) i.i.d.) conditioned on
+        ``argmax z`` being the category of ``one_hot``; shape ``sample_shape + one_hot.shape``,
+        no gradient. ``one_hot`` may carry leading sample dimensions of its own.
+
+        Top-down, as in the Gumbel process of Maddison, Tarlow, Minka (2014, "A* Sampling")
+        and the Gumbel-Rao estimator of Paulus, Maddison, Krause (2021): the maximum of the
+        z_i is Gumbel(logsumexp logits), independent of which i attains it, and given the
+        maximum M every other z_i is Gumbel(logits_i) truncated to z_i < M
+        (docs/estimator-facts.md §9).
+        """
+        with torch.no_grad():
+            shape = torch.Size(sample_shape) + one_hot.shape
+            dtype, device = self.logits.dtype, self.logits.device
+            exponential = torch.empty(shape, dtype=dtype, device=device).exponential_()
+            top_exponential = torch.empty(shape[:-1] + (1,), dtype=dtype,
+                                          device=device).exponential_()
+            top = self.logits.logsumexp(-1, keepdim=True) - top_exponential.log()
+            # Gumbel(θ_i) below M: −log(e^{−M} + e^{−θ_i}·E_i), E_i ~ Exp(1); its CDF is the
+            # Gumbel's, F(z)/F(M) for z < M.
+            below = -torch.logaddexp(-top, exponential.log() - self.logits)
+            return torch.where(one_hot > 0, top, below)
+
     def rsample(self, sample_shape=_SCALAR_SHAPE) -> torch.Tensor:
         y = self.relaxed_sample(sample_shape)
         if not self.hard:

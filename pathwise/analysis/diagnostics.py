@@ -7,16 +7,33 @@ the actor is trained on (SAC: ``SAC.actor_cost``),
     J(θ) = 1/N Σ_n E_{a ~ π_θ(·|s_n)} [ α log π_θ(a|s_n) − min_i Q_i(s_n, a) ],
 
 and every estimator that applies draws K independent estimates g⁽¹⁾..g⁽ᴷ⁾ of ∇θ J, flattened
-over the actor's parameters. Per parameter j (ESTIMATOR_FACTS §5; Rainforth et al. 2018,
-"Tighter Variational Bounds are Not Necessarily Better", for the SNR):
+over the actor's parameters. Per parameter j (docs/estimator-facts.md §5; Rainforth et al.
+2018, "Tighter Variational Bounds are Not Necessarily Better", for the SNR):
 
     ḡ_j = 1/K Σ_k g⁽ᵏ⁾_j,   Var_j = 1/(K−1) Σ_k (g⁽ᵏ⁾_j − ḡ_j)²,   SNR_j = |ḡ_j| / sqrt(Var_j)
 
-reported as: ``variance`` Σ_j Var_j (the expected squared distance of one estimate from its
-mean); ``snr`` the mean of SNR_j over the parameters with Var_j > 0; ``signal_to_noise``
-‖ḡ‖² / Σ_j Var_j; ``cosine`` cos(ḡ, g_ref); ``bias`` ‖ḡ − g_ref‖ when g_ref is exact. ḡ
-is the mean of K estimates, so even an unbiased estimator shows ‖ḡ − g_ref‖ ≈ sqrt(Σ_j Var_j
-/ K): that is ``bias_se``, the yardstick a bias is read against.
+reported as ``variance`` Σ_j Var_j (the expected squared distance of one estimate from its
+mean) and ``cosine`` cos(ḡ, g_ref), and as statistics that carry a noise floor when read raw
+(facts §6). ḡ averages K noisy estimates, so E‖ḡ‖² = ‖E g‖² + Σ_j Var_j / K even where the
+true gradient is zero, and E‖ḡ − g_ref‖² = ‖bias‖² + Σ_j Var_j / K: noise adds to a bias in
+quadrature, not linearly. Each such statistic comes raw, floor-corrected, and with its floor
+(its value for pure noise) beside it:
+
+    statistic                  value                                 floor (pure noise)
+    signal_to_noise            ‖ḡ‖² / Σ Var                          1/K
+    signal                     ‖ḡ‖² − Σ Var / K                      signal_floor = Σ Var / K
+    signal_to_noise_corrected  signal / Σ Var                        0
+    snr                        mean_j SNR_j                          snr_floor = E|T| / √K
+    snr_median                 median_j SNR_j                        snr_median_floor
+    bias                       ‖ḡ − g_ref‖ (g_ref exact)             bias_se = √(Σ Var / K)
+    bias_corrected             √max(0, ‖ḡ − g_ref‖² − Σ Var / K)     0
+
+``signal`` is unbiased for ‖E g‖² (so it can come out negative); ``bias_corrected`` is the
+square root of an unbiased estimate of ‖bias‖², clipped at 0. T is Student's t with K − 1
+degrees of freedom: for a parameter whose true gradient is zero and whose noise is Gaussian,
+√K·ḡ_j/√Var_j ~ t_{K−1} exactly, so the SNR floors (``snr_floors``; 0.210 for the mean and
+0.173 for the median at K = 16) are what every parameter of a pure-noise gradient shows. The
+median is the robust summary: a few parameters with a large SNR_j pull the mean, not it.
 
 Estimators (names as logged, ``grad/<name>/<statistic>``):
 
@@ -56,6 +73,7 @@ random number that training draws, nor the agent's state (gradients are taken wi
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -74,8 +92,8 @@ from pathwise.policies.estimators import Exact, Pathwise, Score
 class GradientStats:
     """Statistics of K gradient estimates of one estimator (module doc for the definitions).
 
-    Undefined values are None: ``snr``/``signal_to_noise`` of a noiseless estimator,
-    ``cosine`` without a reference, ``bias`` without an exact one.
+    Undefined values are None: the SNRs and ``signal_to_noise*`` of a noiseless estimator,
+    ``cosine`` without a reference, ``bias*`` without an exact one.
     """
 
     estimator: str
@@ -87,17 +105,52 @@ class GradientStats:
     mean_norm: float  # ‖ḡ‖
     cosine: float | None = None  # cos(ḡ, g_ref)
     bias: float | None = None  # ‖ḡ − g_ref‖, g_ref exact
-    bias_se: float = 0.0  # sqrt(Σ_j Var_j / K): ‖ḡ − E ḡ‖ from noise alone
+    bias_se: float = 0.0  # sqrt(Σ_j Var_j / K): ‖ḡ − E ḡ‖ from noise alone, the bias's floor
+    signal: float | None = None  # ‖ḡ‖² − Σ_j Var_j / K, unbiased for ‖E g‖²
+    signal_floor: float = 0.0  # Σ_j Var_j / K: what ‖ḡ‖² shows for a zero gradient
+    signal_to_noise_corrected: float | None = None  # signal / Σ_j Var_j
+    snr_median: float | None = None  # median_j |ḡ_j| / std_j
+    snr_floor: float | None = None  # E|t_{K−1}| / √K: ``snr`` of a zero-mean gradient
+    snr_median_floor: float | None = None  # median |t_{K−1}| / √K: ``snr_median``'s floor
+    bias_corrected: float | None = None  # sqrt(max(0, ‖ḡ − g_ref‖² − Σ_j Var_j / K))
 
     def metrics(self, prefix: str = "grad") -> dict[str, float]:
         """``{"grad/<estimator>/<statistic>": value}`` for the defined statistics."""
-        values = {"variance": self.variance, "snr": self.snr,
-                  "signal_to_noise": self.signal_to_noise, "cosine": self.cosine,
-                  "bias": self.bias}
+        values = {"variance": self.variance, "snr": self.snr, "snr_median": self.snr_median,
+                  "signal_to_noise": self.signal_to_noise,
+                  "signal_to_noise_corrected": self.signal_to_noise_corrected,
+                  "signal": self.signal, "cosine": self.cosine, "bias": self.bias,
+                  "bias_corrected": self.bias_corrected}
+        if self.variance > 0:  # floors of a noisy estimator (an exact one has none)
+            values.update(signal_floor=self.signal_floor, snr_floor=self.snr_floor,
+                          snr_median_floor=self.snr_median_floor)
         if self.bias is not None:
             values["bias_se"] = self.bias_se
         return {f"{prefix}/{self.estimator}/{k}": float(v) for k, v in values.items()
                 if v is not None}
+
+
+@functools.lru_cache(maxsize=64)
+def snr_floors(k: int) -> tuple[float, float]:
+    """``(mean, median)`` of SNR_j = |ḡ_j| / sqrt(Var_j) for a parameter whose K estimates are
+    i.i.d. Gaussian with mean zero: √K·SNR_j = |T|, T ~ Student's t with ν = K − 1 degrees of
+    freedom (docs/estimator-facts.md §6), so
+
+        mean   E|T|/√K = 2√ν Γ((ν+1)/2) / (√π (ν−1) Γ(ν/2)) / √K      (ν > 1; infinite at K = 2)
+        median q/√K,  q the 0.75 quantile of t_ν (P(|T| ≤ q) = ½), found by integrating the
+               density of |T| on [0, 1] (q ≤ 1 for every ν ≥ 1: at ν = 1, Cauchy, q = 1).
+    """
+    if k < 2:
+        raise ValueError(f"snr_floors: needs K >= 2 estimates, got {k}")
+    nu = k - 1
+    log_norm = math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2) - 0.5 * math.log(nu * math.pi)
+    mean = (2 * math.sqrt(nu) * math.exp(math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2))
+            / (math.sqrt(math.pi) * (nu - 1))) if nu > 1 else math.inf
+    t = np.linspace(0.0, 1.0, 20_001)
+    density = 2 * np.exp(log_norm - (nu + 1) / 2 * np.log1p(t**2 / nu))  # of |T|
+    cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(t))])
+    median = float(np.interp(0.5, cdf, t))
+    return mean / math.sqrt(k), median / math.sqrt(k)
 
 
 def gradient_stats(name: str, grads: torch.Tensor, reference: torch.Tensor | None = None,
@@ -118,22 +171,31 @@ def gradient_stats(name: str, grads: torch.Tensor, reference: torch.Tensor | Non
         var = centred.pow(2).sum(0) / (k - 1)
         spread = centred.pow(2).sum(1) * (k / (k - 1))  # E[spread_k] = Σ_j Var_j
     total = float(var.sum())
+    floor = total / k if total > 0 else 0.0  # E‖ḡ − E ḡ‖²: the noise in any ‖ḡ − c‖²
     variance_se = float(spread.std() / math.sqrt(k)) if k > 1 and not noiseless else 0.0
     std = var.sqrt()
     noisy = std > 0
-    snr = float((mean[noisy].abs() / std[noisy]).mean()) if bool(noisy.any()) else None
+    snr = snr_median = snr_floor = snr_median_floor = None
+    if bool(noisy.any()):
+        per_parameter = mean[noisy].abs() / std[noisy]
+        snr, snr_median = float(per_parameter.mean()), float(per_parameter.median())
+        snr_floor, snr_median_floor = snr_floors(k)
     sq_norm = float(mean.pow(2).sum())
     stats = GradientStats(
         estimator=name, samples=k, variance=total, variance_se=variance_se, snr=snr,
         signal_to_noise=sq_norm / total if total > 0 else None,
-        mean_norm=math.sqrt(sq_norm),
-        bias_se=math.sqrt(total / k) if total > 0 else 0.0)
+        mean_norm=math.sqrt(sq_norm), bias_se=math.sqrt(floor),
+        signal=sq_norm - floor, signal_floor=floor,
+        signal_to_noise_corrected=(sq_norm - floor) / total if total > 0 else None,
+        snr_median=snr_median, snr_floor=snr_floor, snr_median_floor=snr_median_floor)
     if reference is not None:
         ref = reference.detach().double()
         denom = float(mean.norm() * ref.norm())
         stats.cosine = float(mean @ ref) / denom if denom > 0 else None
         if reference_exact:
-            stats.bias = float((mean - ref).norm())
+            sq_bias = float((mean - ref).pow(2).sum())
+            stats.bias = math.sqrt(sq_bias)
+            stats.bias_corrected = math.sqrt(max(0.0, sq_bias - floor))
     return stats
 
 

@@ -11,8 +11,12 @@ against closed forms (``pathwise lab``).
    D with the baseline): the other coordinates' costs multiply coordinate 1's score.
 3. Categorical: a 3-way softmax policy and a cost that is *not* linear in the one-hot action;
    bias and variance of the Gumbel-softmax (Jang et al. 2017; Maddison et al. 2017) and
-   straight-through gradients against the temperature τ, with the score function (REINFORCE)
-   and the exact gradient alongside.
+   straight-through Gumbel gradients against the temperature τ, with the score function
+   (REINFORCE) and the exact gradient alongside.
+4. Discrete estimators: a multi-hot action (3 independent 4-way factors) scored jointly by a
+   fixed random tanh critic; floor-corrected bias and variance against τ of every discrete
+   estimator (Gumbel-softmax, straight-through Gumbel, straight-through, Gumbel-Rao,
+   ReinMax), with the score function and the exact gradient (64 joint actions) alongside.
 
 Closed forms. Every expectation needed is E[p(ε) exp(a ε² + b ε)] for a polynomial p, ε ~
 N(0, 1), a ≤ 0 and a complex b, which completing the square gives as
@@ -30,7 +34,7 @@ derivatives into sums of such terms. With the scores s_μ = ε/σ and s_σ = (ε
                Var[(f − E f) s] + (Var[f] E[s²] + g²)/(M − 1)
 
 (the last one derived here: the M terms (f_i − f̄_{−i}) s_i have variance Var[(f − Ef)s] +
-Var[f]E[s²]/(M−1) each and pairwise covariance g²/(M−1)²). ESTIMATOR_FACTS §1 quotes the
+Var[f]E[s²]/(M−1) each and pairwise covariance g²/(M−1)²). docs/estimator-facts.md §1 quotes the
 quadratic case at μ = 1, σ = 2: pathwise (16, 36), score (74.25, 356.5); the tests check these.
 """
 
@@ -47,7 +51,7 @@ import torch
 from torch.distributions import Independent, Normal
 
 from pathwise.policies.distributions import GumbelSoftmax
-from pathwise.policies.estimators import Exact, Pathwise, Score
+from pathwise.policies.estimators import Exact, GumbelRao, Pathwise, ReinMax, Score, StraightThrough
 
 SAMPLES = 20_000  # Monte Carlo draws per point
 LOO_SAMPLES = 4  # draws per estimate of the leave-one-out score estimator (as estimator=score)
@@ -278,15 +282,33 @@ def _check_row(empirical: float, se: float, closed_form: float, **keys) -> dict:
 
 
 # -- categorical ------------------------------------------------------------------------------
-CATEGORICAL_PROBS = (0.1, 0.3, 0.6)  # ESTIMATOR_FACTS §3
+CATEGORICAL_PROBS = (0.1, 0.3, 0.6)  # docs/estimator-facts.md §3
 CATEGORICAL_TARGET = (0.9, 0.4, 0.1)
 
 
 def categorical_cost(y: torch.Tensor) -> torch.Tensor:
     """‖y − t‖², t = (0.9, 0.4, 0.1): not linear in y, so relaxed (interior) points are valued
-    differently from any mixture of the vertices, and straight-through ≠ Gumbel-softmax."""
+    differently from any mixture of the vertices, and straight-through Gumbel ≠ Gumbel-softmax."""
     target = torch.tensor(CATEGORICAL_TARGET, dtype=y.dtype)
     return ((y - target) ** 2).sum(-1)
+
+
+def bias_variance(g: torch.Tensor, exact: torch.Tensor, per: int = 1) -> dict:
+    """Bias of the n estimates ``g`` (n, D) against ``exact`` and their per-sample variance.
+
+    ``bias`` ‖mean − exact‖ carries the noise floor ``bias_se`` = sqrt(Σ_j Var_j / n) in
+    quadrature; ``bias_corrected`` takes it out (docs/estimator-facts.md §6). ``per``: draws
+    per estimate (an estimate from ``per`` draws → per-sample variance).
+    """
+    n = g.shape[0]
+    mean = g.mean(0)
+    spread = (g - mean).pow(2).sum(1) * (n / (n - 1))  # E[spread] = Σ_j Var_j
+    total = float(spread.mean())
+    sq_bias = float((mean - exact).pow(2).sum())
+    return {"bias": math.sqrt(sq_bias), "bias_se": math.sqrt(total / n),
+            "bias_corrected": math.sqrt(max(0.0, sq_bias - total / n)),
+            "variance": per * total,
+            "variance_se": per * float(spread.std()) / math.sqrt(n)}
 
 
 def categorical_experiment(samples: int) -> dict:
@@ -303,18 +325,11 @@ def categorical_experiment(samples: int) -> dict:
     exact = estimates(Exact(), 1.0, False, 1)[0]
 
     def summary(g: torch.Tensor, per: int = 1) -> dict:
-        n = g.shape[0]
-        mean = g.mean(0)
-        spread = (g - mean).pow(2).sum(1) * (n / (n - 1))  # E[spread] = Σ_j Var_j
-        total = float(spread.mean())
-        # bias_se: sqrt(Σ_j Var_j / n), the size ‖mean − E ĝ‖ has from noise alone.
-        return {"bias": float((mean - exact).norm()), "bias_se": math.sqrt(total / n),
-                "variance": per * total,
-                "variance_se": per * float(spread.std()) / math.sqrt(n)}
+        return bias_variance(g, exact, per)
 
     rows = []
     for tau in TEMPERATURES:
-        for name, hard in (("gumbel_softmax", False), ("straight_through", True)):
+        for name, hard in (("gumbel_softmax", False), ("straight_through_gumbel", True)):
             rows.append({"estimator": name, "tau": float(tau),
                          **summary(estimates(Pathwise(), float(tau), hard, samples))})
     flat = {"score": summary(estimates(Score(), 1.0, False, samples)),
@@ -336,6 +351,73 @@ def categorical_experiment(samples: int) -> dict:
             "relaxed": rows, "flat": flat, "score_check": check}
 
 
+# -- every discrete estimator on a multi-hot action ------------------------------------------
+MULTI_FACTORS, MULTI_CATEGORIES = 3, 4  # 4³ = 64 joint actions: exact enumerates them
+MULTI_HIDDEN = 8
+DISCRETE_TEMPERATURES = np.geomspace(0.1, 10.0, 9)
+GUMBEL_RAO_MC = 10
+DISCRETE_LABELS = {"gumbel_softmax": "Gumbel-softmax (pathwise)",
+                   "straight_through_gumbel": "straight-through Gumbel (pathwise, hard)",
+                   "straight_through": "straight-through",
+                   "gumbel_rao": f"Gumbel-Rao ({GUMBEL_RAO_MC} conditional draws)",
+                   "reinmax": "ReinMax", "score": "score function (REINFORCE)",
+                   "score_loo": f"score + leave-one-out (M={LOO_SAMPLES})", "exact": "exact"}
+
+
+def multi_hot_problem():
+    """(logits (3, 4), cost): a fixed policy over 3 independent 4-way factors and a fixed
+    random critic of their joint one-hot x (12,), f(x) = vᵀ tanh(W x + b) with 8 hidden units:
+    smooth, not quadratic in any factor, and coupling the factors, like a Q-network of a
+    MultiDiscrete action."""
+    gen = torch.Generator().manual_seed(7)
+    d = MULTI_FACTORS * MULTI_CATEGORIES
+    logits = torch.randn(MULTI_FACTORS, MULTI_CATEGORIES, dtype=torch.float64, generator=gen)
+    w = torch.randn(MULTI_HIDDEN, d, dtype=torch.float64, generator=gen)
+    b = torch.randn(MULTI_HIDDEN, dtype=torch.float64, generator=gen)
+    v = torch.randn(MULTI_HIDDEN, dtype=torch.float64, generator=gen)
+
+    def cost(y: torch.Tensor) -> torch.Tensor:  # (..., 3, 4) → (...)
+        return torch.tanh(y.flatten(-2) @ w.T + b) @ v
+
+    return logits, cost
+
+
+def discrete_experiment(samples: int) -> dict:
+    """Floor-corrected bias and per-sample variance of ∇_logits E[f(a)], a a multi-hot action
+    (``multi_hot_problem``), for every discrete estimator against τ; score function and exact
+    (which do not depend on τ) once."""
+    logits0, cost = multi_hot_problem()
+    relaxed = {"gumbel_softmax": (Pathwise(), False),
+               "straight_through_gumbel": (Pathwise(), True),
+               "straight_through": (StraightThrough(), False),
+               "gumbel_rao": (GumbelRao(mc_samples=GUMBEL_RAO_MC), False),
+               "reinmax": (ReinMax(), False)}
+
+    def estimates(estimator, tau: float, hard: bool, n: int) -> torch.Tensor:
+        logits = logits0.expand((n,) + logits0.shape).clone().requires_grad_(True)
+        dist = Independent(GumbelSoftmax(logits, tau, hard=hard, validate_args=False), 1,
+                           validate_args=False)
+        (g,) = torch.autograd.grad(estimator(dist, cost).sum(), logits)
+        return g.flatten(1)  # (n, 12): one estimate per element
+
+    exact = estimates(Exact(), 1.0, False, 1)[0]
+    rows = []
+    for tau in DISCRETE_TEMPERATURES:
+        for name, (estimator, hard) in relaxed.items():
+            rows.append({"estimator": name, "tau": float(tau),
+                         **bias_variance(estimates(estimator, float(tau), hard, samples),
+                                         exact)})
+    loo = Score(num_samples=LOO_SAMPLES, baseline="mean")
+    flat = {"score": bias_variance(estimates(Score(), 1.0, False, samples), exact),
+            "score_loo": bias_variance(estimates(loo, 1.0, False,
+                                                 max(samples // LOO_SAMPLES, 2)),
+                                       exact, LOO_SAMPLES),
+            "exact": bias_variance(estimates(Exact(), 1.0, False, 2), exact)}
+    return {"factors": MULTI_FACTORS, "categories": MULTI_CATEGORIES,
+            "probs": torch.softmax(logits0, -1).tolist(), "exact_gradient": exact.tolist(),
+            "exact_norm": float(exact.norm()), "relaxed": rows, "flat": flat}
+
+
 # == figures and report =======================================================================
 def _plt():
     import matplotlib
@@ -347,7 +429,8 @@ def _plt():
 
 
 COLORS = {"pathwise": "C0", "score": "C3", "score_loo": "C2", "gumbel_softmax": "C0",
-          "straight_through": "C1", "exact": "k"}
+          "straight_through_gumbel": "C1", "straight_through": "C4", "gumbel_rao": "C5",
+          "reinmax": "C6", "exact": "k"}
 
 
 def plot_gaussian(rows: list[dict], path: Path) -> None:
@@ -409,10 +492,11 @@ def plot_dimension(rows: list[dict], path: Path) -> None:
 def plot_categorical(result: dict, path: Path) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), dpi=110)
-    labels = {"gumbel_softmax": "Gumbel-softmax", "straight_through": "straight-through",
+    labels = {"gumbel_softmax": "Gumbel-softmax",
+              "straight_through_gumbel": "straight-through Gumbel",
               "score": "score function (REINFORCE)",
               "score_loo": f"score + leave-one-out (M={LOO_SAMPLES})", "exact": "exact"}
-    for est in ("gumbel_softmax", "straight_through"):
+    for est in ("gumbel_softmax", "straight_through_gumbel"):
         pts = [r for r in result["relaxed"] if r["estimator"] == est]
         taus = [r["tau"] for r in pts]
         axes[0].errorbar(taus, [r["bias"] for r in pts], yerr=[2 * r["bias_se"] for r in pts],
@@ -445,6 +529,48 @@ def plot_categorical(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_discrete(result: dict, path: Path) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    for est in ("gumbel_softmax", "straight_through_gumbel", "straight_through", "gumbel_rao",
+                "reinmax"):
+        pts = [r for r in result["relaxed"] if r["estimator"] == est]
+        taus = [r["tau"] for r in pts]
+        # Gumbel-Rao has straight-through Gumbel's mean: dashed squares keep both visible.
+        style = "s--" if est == "gumbel_rao" else "o-"
+        axes[0].errorbar(taus, [r["bias_corrected"] for r in pts],
+                         yerr=[2 * r["bias_se"] for r in pts], fmt=style, ms=3.5,
+                         color=COLORS[est], label=DISCRETE_LABELS[est], capsize=2)
+        axes[1].plot(taus, [r["variance"] for r in pts], style, ms=3.5, color=COLORS[est],
+                     label=DISCRETE_LABELS[est])
+    for est in ("score", "score_loo"):
+        flat = result["flat"][est]
+        axes[0].axhline(flat["bias_se"], color=COLORS[est], ls=":", lw=1.2,
+                        label=f"{DISCRETE_LABELS[est]}: unbiased; its noise floor")
+        axes[1].axhline(flat["variance"], color=COLORS[est], ls="--", lw=1.2,
+                        label=DISCRETE_LABELS[est])
+    axes[0].axhline(result["exact_norm"], color="k", ls="--", lw=1.0,
+                    label="‖∇‖ (norm of the exact gradient)")
+    axes[0].set_ylabel("bias ‖E ĝ − ∇‖, noise floor removed (± 2 floors)")
+    axes[1].set_ylabel("per-sample variance Σ_j Var ĝ_j")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("temperature τ")
+        ax.grid(alpha=0.3, which="both")
+    # Logarithmic, but linear near 0: a bias indistinguishable from its floor is drawn at 0.
+    axes[0].set_yscale("symlog", linthresh=0.01)
+    axes[0].set_ylim(bottom=0.0)
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+    fig.suptitle(f"Multi-hot action ({result['factors']} factors × {result['categories']} "
+                 f"categories), cost vᵀtanh(Wx + b): every discrete estimator against τ",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _g(x: float) -> str:
     return f"{x:.4g}"
 
@@ -454,7 +580,7 @@ def markdown(results: dict, figures: list[Path], out: Path) -> str:
     lines = ["# pathwise lab", "",
              "Textbook results reproduced by this library's estimators "
              "(`policies/estimators.py`) and checked against closed forms derived in "
-             "`agents/lab.py` (Mohamed et al. 2020, §3). Per-sample variances from "
+             "`pathwise/analysis/lab.py` (Mohamed et al. 2020, §3). Per-sample variances from "
              f"{results['samples']:,} draws per point; a check passes when the empirical value "
              f"lies within {Z:g} standard errors of the closed form.", "",
              f"**{checks['passed']} of {checks['total']} checks pass** (largest |z| = "
@@ -488,7 +614,22 @@ def markdown(results: dict, figures: list[Path], out: Path) -> str:
     c = cat["score_check"]
     lines += ["", f"Score function per-sample variance: {_g(c['empirical'])} ± {_g(c['se'])} "
                   f"against the closed form Σ_a π_a ‖f(a)(e_a − π)‖² − ‖∇‖² = "
-                  f"{_g(c['closed_form'])} (z = {c['z']:.2f}).", ""]
+                  f"{_g(c['closed_form'])} (z = {c['z']:.2f})."]
+    disc = results["discrete"]
+    lines += ["", "## Discrete estimators on a multi-hot action", "",
+              f"{disc['factors']} independent {disc['categories']}-way factors scored jointly "
+              "by a fixed random critic vᵀ tanh(W x + b); the exact gradient enumerates the "
+              f"{disc['categories'] ** disc['factors']} joint actions (‖∇‖ = "
+              f"{_g(disc['exact_norm'])}). Bias with the noise floor removed in quadrature, "
+              "√max(0, ‖ḡ − ∇‖² − floor²) (docs/estimator-facts.md §6).", "",
+              "| estimator | τ | bias, floor removed | noise floor | raw bias | "
+              "per-sample variance |", "|---|---|---|---|---|---|"]
+    for r in disc["relaxed"] + [{"estimator": k, "tau": None, **v}
+                                for k, v in disc["flat"].items()]:
+        tau = "any" if r["tau"] is None else f"{r['tau']:.3g}"
+        lines.append(f"| {r['estimator']} | {tau} | {_g(r['bias_corrected'])} | "
+                     f"{_g(r['bias_se'])} | {_g(r['bias'])} | {_g(r['variance'])} |")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -503,15 +644,18 @@ def run(out: Path, samples: int = SAMPLES, seed: int = 0) -> dict:
         gaussian = gaussian_experiment(samples)
         dimension = dimension_experiment(samples)
         categorical = categorical_experiment(samples)
+        discrete = discrete_experiment(samples)
     checked = gaussian + dimension + [categorical["score_check"]]
     results = {"samples": samples, "seed": seed, "gaussian": gaussian, "dimension": dimension,
-               "categorical": categorical,
+               "categorical": categorical, "discrete": discrete,
                "checks": {"total": len(checked), "passed": sum(r["ok"] for r in checked),
                           "z": Z, "max_abs_z": max(r["z"] for r in checked)}}
-    figures = [out / "gaussian_variance.png", out / "dimension.png", out / "categorical.png"]
+    figures = [out / "gaussian_variance.png", out / "dimension.png", out / "categorical.png",
+               out / "discrete_estimators.png"]
     plot_gaussian(gaussian, figures[0])
     plot_dimension(dimension, figures[1])
     plot_categorical(categorical, figures[2])
+    plot_discrete(discrete, figures[3])
     report = out / "lab.md"
     results["figures"] = [str(p) for p in figures]
     results["report"] = str(report)

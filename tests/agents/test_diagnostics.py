@@ -1,6 +1,7 @@
-"""Estimator diagnostics (agents/diagnostics.py): the batched K-estimate machinery against plain
-autograd, the statistics against ESTIMATOR_FACTS §1 and §4, and the promise that measuring
-changes nothing that training does."""
+"""Estimator diagnostics (pathwise/analysis/diagnostics.py): the batched K-estimate machinery
+against plain autograd, the statistics against docs/estimator-facts.md §1 and §4, the noise
+floors of §6 on simulated gradients, and the promise that measuring changes nothing that
+training does."""
 
 import math
 
@@ -18,6 +19,7 @@ from pathwise.analysis.diagnostics import (
     measure_reinforce,
     measure_sac,
     sample_gradients,
+    snr_floors,
 )
 from pathwise.policies.estimators import Exact, Pathwise, Score
 from pathwise.training.config import (
@@ -42,7 +44,8 @@ def small_sac(discrete: bool, action_dim: int = 3, estimator: str = "pathwise", 
 
 def fixed_critic_sac() -> SAC:
     """Discrete SAC whose actor outputs logits 0 and whose critic says Q = (1, 2, 0.5) in every
-    state, α = 0.5: per state, ESTIMATOR_FACTS §4's objective, ∇J(0) = (0.0556, −0.2778, 0.2222).
+    state, α = 0.5: per state, the objective of docs/estimator-facts.md §4, ∇J(0) = (0.0556,
+    −0.2778, 0.2222).
     """
     sac = small_sac(True, alpha=0.5, autotune=False)
     with torch.no_grad():
@@ -109,6 +112,112 @@ def test_variances_match_estimator_facts_section_1(name, estimator):
     assert stats.cosine > 0.99
 
 
+# -- noise floors (docs/estimator-facts.md §6) -----------------------------------------------
+def _replicated_stats(mean, scales, k=16, replicates=300, seed=0):
+    """``gradient_stats`` of ``replicates`` independent sets of K Gaussian estimates, each
+    parameter j with the given mean and standard deviation scales_j; exact reference 0."""
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(replicates, k, mean.numel(), dtype=torch.float64, generator=gen)
+    reference = torch.zeros_like(mean)
+    return [gradient_stats("sim", mean + scales * noise[r], reference, reference_exact=True)
+            for r in range(replicates)]
+
+
+def _mean_se(stats, value):
+    x = torch.tensor([value(s) for s in stats], dtype=torch.float64)
+    return float(x.mean()), float(x.std() / math.sqrt(len(x)))
+
+
+def _within(estimate_se, expected, what):
+    m, se = estimate_se
+    assert abs(m - expected) < Z * se, f"{what}: {m} ± {se} vs {expected}"
+
+
+def test_snr_floors_are_those_of_the_folded_student_t():
+    # Quoted values: t_15's 0.75 quantile 0.6912 (tables), so the median floor at K = 16 is
+    # 0.6912/4; K = 2 is the Cauchy, whose |T| has median 1; large K tends to the Gaussian's
+    # √(2/π)/√K (mean) and 0.67449/√K (median).
+    assert snr_floors(16)[1] == pytest.approx(0.6912 / 4, abs=2e-5)
+    assert snr_floors(2)[1] == pytest.approx(1 / math.sqrt(2), rel=1e-6)
+    assert snr_floors(2)[0] == math.inf
+    assert snr_floors(4)[0] == pytest.approx(2 * math.sqrt(3) / math.pi / 2, rel=1e-9)
+    mean, median = snr_floors(10_000)
+    assert mean * 100 == pytest.approx(math.sqrt(2 / math.pi), rel=1e-4)
+    assert median * 100 == pytest.approx(0.6744898, rel=1e-4)
+    # And by simulation: per-parameter SNRs of zero-mean Gaussian estimates.
+    gen = torch.Generator().manual_seed(1)
+    for k in (4, 16):
+        g = torch.randn(200_000, k, dtype=torch.float64, generator=gen)
+        snr = g.mean(1).abs() / g.std(1)
+        mean, median = snr_floors(k)
+        m, se = float(snr.mean()), float(snr.std() / math.sqrt(len(snr)))
+        assert abs(m - mean) < Z * se, (k, m, se, mean)
+        below = float((snr <= median).double().mean())  # P(SNR ≤ median) = ½
+        assert abs(below - 0.5) < Z * math.sqrt(0.25 / len(snr)), (k, below)
+
+
+def test_pure_noise_raw_statistics_sit_at_their_floors_and_corrected_ones_at_zero():
+    d, k = 101, 16
+    scales = torch.linspace(0.2, 3.0, d, dtype=torch.float64)
+    stats = _replicated_stats(torch.zeros(d, dtype=torch.float64), scales, k)
+    noise = float((scales**2).sum())
+    # Raw: ‖ḡ‖² at Σ Var / K, the ratio at 1/K, the SNRs at their floors, the bias at bias_se.
+    _within(_mean_se(stats, lambda s: s.mean_norm**2), noise / k, "‖ḡ‖²")
+    _within(_mean_se(stats, lambda s: s.signal_floor), noise / k, "signal_floor")
+    _within(_mean_se(stats, lambda s: s.signal_to_noise), 1 / k, "signal_to_noise")
+    _within(_mean_se(stats, lambda s: s.snr), snr_floors(k)[0], "snr (mean)")
+    _within(_mean_se(stats, lambda s: s.snr_median), snr_floors(k)[1], "snr_median")
+    _within(_mean_se(stats, lambda s: s.bias**2), noise / k, "bias²")
+    assert all(s.snr_floor == snr_floors(k)[0] and s.snr_median_floor == snr_floors(k)[1]
+               for s in stats)
+    # Corrected: zero within their standard errors (the squared bias before the clip at 0).
+    _within(_mean_se(stats, lambda s: s.signal), 0.0, "signal")
+    _within(_mean_se(stats, lambda s: s.signal_to_noise_corrected), 0.0, "corrected ratio")
+    _within(_mean_se(stats, lambda s: s.bias**2 - s.bias_se**2), 0.0, "corrected bias²")
+    for s in stats:
+        assert s.bias_corrected == pytest.approx(math.sqrt(max(0.0, s.bias**2
+                                                               - s.bias_se**2)))
+    # The clipped root is small beside the raw bias: O((2/D)^¼) of the floor, not the floor.
+    ratio = _mean_se(stats, lambda s: s.bias_corrected / s.bias_se)[0]
+    assert ratio < 0.3 and _mean_se(stats, lambda s: s.bias / s.bias_se)[0] > 0.95
+
+
+def test_known_bias_and_signal_are_recovered_by_the_corrected_statistics():
+    # g = μ + noise with an exact reference 0: the bias is μ and the signal ‖μ‖². ‖μ‖ is set
+    # to the size of the noise floor, where the raw bias overstates it by about √2.
+    d, k = 101, 16
+    scales = torch.linspace(0.2, 3.0, d, dtype=torch.float64)
+    floor = float((scales**2).sum()) / k
+    direction = torch.linspace(-1.0, 1.0, d, dtype=torch.float64)
+    mu = direction / direction.norm() * math.sqrt(floor)
+    stats = _replicated_stats(mu, scales, k, seed=2)
+    size = float(mu.norm())
+    _within(_mean_se(stats, lambda s: s.bias**2 - s.bias_se**2), size**2, "corrected bias²")
+    _within(_mean_se(stats, lambda s: s.signal), size**2, "signal")
+    corrected = _mean_se(stats, lambda s: s.bias_corrected)[0]
+    raw = _mean_se(stats, lambda s: s.bias)[0]
+    assert abs(corrected - size) < 0.05 * size, (corrected, size)
+    assert raw == pytest.approx(math.sqrt(2) * size, rel=0.05)
+    # The median SNR of a real gradient stands clear of its floor.
+    assert _mean_se(stats, lambda s: s.snr_median)[0] > 1.5 * snr_floors(k)[1]
+
+
+def test_metrics_carry_the_corrected_statistics_and_their_floors():
+    stats = _replicated_stats(torch.ones(5, dtype=torch.float64),
+                              torch.ones(5, dtype=torch.float64), replicates=1)[0]
+    metrics = stats.metrics()
+    for key in ("variance", "snr", "snr_median", "snr_floor", "snr_median_floor",
+                "signal_to_noise", "signal_to_noise_corrected", "signal", "signal_floor",
+                "bias", "bias_se", "bias_corrected"):  # (no cosine: the reference is 0)
+        assert f"grad/sim/{key}" in metrics, key
+    assert metrics["grad/sim/signal_to_noise_corrected"] == pytest.approx(
+        metrics["grad/sim/signal_to_noise"] - 1 / 16)
+    exact = gradient_stats("exact", torch.ones(1, 5), torch.ones(5), reference_exact=True,
+                           noiseless=True)
+    assert exact.bias_corrected == 0.0 and exact.signal == pytest.approx(5.0)
+    assert not any(k.endswith(("floor", "snr", "snr_median")) for k in exact.metrics())
+
+
 def test_exact_has_zero_bias_and_score_a_bias_within_its_noise():
     sac = fixed_critic_sac()
     with _OwnRandomness(0, "cpu"):
@@ -122,8 +231,13 @@ def test_exact_has_zero_bias_and_score_a_bias_within_its_noise():
         s = stats[name]
         assert s.variance > 0 and s.bias is not None
         assert s.bias < 3.0 * s.bias_se, (name, s.bias, s.bias_se)
-    # The Gumbel-softmax relaxation (τ = 1) is biased, far beyond its noise.
-    assert stats["pathwise"].bias > 10.0 * stats["pathwise"].bias_se
+        assert s.bias_corrected < s.bias
+    # The Gumbel-softmax relaxation (τ = 1) is biased, far beyond its noise; with the floor
+    # taken out in quadrature the bias hardly changes.
+    p = stats["pathwise"]
+    assert p.bias > 10.0 * p.bias_se
+    assert p.bias_corrected == pytest.approx(math.sqrt(p.bias**2 - p.bias_se**2))
+    assert p.bias_corrected > 0.99 * p.bias
 
 
 def test_box_sac_reports_cosine_to_a_many_sample_reference_and_no_bias():

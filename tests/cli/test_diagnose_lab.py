@@ -105,8 +105,8 @@ def test_lab_writes_figures_and_a_report(tmp_path, capsys):
     code, out, err = run_cli(capsys, "lab", "--out", out_dir, "--samples", "2000", "--json")
     assert code == 0, err
     results = json.loads(out)
-    for name in ("gaussian_variance.png", "dimension.png", "categorical.png", "lab.md",
-                 "lab.json"):
+    for name in ("gaussian_variance.png", "dimension.png", "categorical.png",
+                 "discrete_estimators.png", "lab.md", "lab.json"):
         path = out_dir / name
         assert path.is_file() and path.stat().st_size > 0, name
     assert (out_dir / "gaussian_variance.png").read_bytes()[:4] == b"\x89PNG"
@@ -115,4 +115,9 @@ def test_lab_writes_figures_and_a_report(tmp_path, capsys):
     # the default 20,000 draws every check passes (seeds 0-3 tried).
     checks = results["checks"]
     assert checks["total"] > 200 and checks["passed"] >= 0.97 * checks["total"]
-    assert "![gaussian_variance](gaussian_variance.png)" in (out_dir / "lab.md").read_text()
+    report = (out_dir / "lab.md").read_text()
+    assert "![gaussian_variance](gaussian_variance.png)" in report
+    assert "## Discrete estimators on a multi-hot action" in report
+    assert {r["estimator"] for r in results["discrete"]["relaxed"]} == {
+        "gumbel_softmax", "straight_through_gumbel", "straight_through", "gumbel_rao",
+        "reinmax"}

@@ -56,3 +56,20 @@ def log1m_tanh_sq_reference(u: torch.Tensor) -> torch.Tensor:
     """
     a = u.abs()
     return math.log(4.0) - 2 * a - 2 * torch.log1p(torch.exp(-2 * a))
+
+
+def squared_bias_se(g: torch.Tensor, exact):
+    """‖E ĝ − exact‖² estimated without its noise floor, and the estimate's standard error.
+
+    With ḡ the mean of N draws, E‖ḡ − exact‖² = ‖b‖² + tr Σ / N (docs/estimator-facts.md
+    §6): subtracting the trace of the sample covariance over N leaves an unbiased estimate of
+    ‖b‖². Its variance (ḡ ≈ Gaussian) is 4 bᵀΣb / N + 2 tr(Σ²) / N².
+    """
+    g = g.detach().double().flatten(1)
+    n = g.shape[0]
+    exact = torch.as_tensor(exact, dtype=torch.float64).flatten()
+    bias = g.mean(0) - exact
+    cov = torch.cov(g.T).reshape(g.shape[1], g.shape[1])
+    value = float(bias @ bias - cov.trace() / n)
+    var = 4 * float(bias @ cov @ bias) / n + 2 * float((cov @ cov).trace()) / n**2
+    return value, math.sqrt(var)

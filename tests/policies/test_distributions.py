@@ -1,7 +1,7 @@
 """Tests for policies.distributions: TanhNormal, GumbelSoftmax, bound_log_std, log1m_tanh_sq.
 
-Expected numbers come from /work/shared/ESTIMATOR_FACTS.md (§2, §3) or from closed forms derived
-in the comments; statistical checks use tolerances in standard errors (see _pstats).
+Expected numbers come from docs/estimator-facts.md (§2, §3, §9) or from closed forms derived in
+the comments; statistical checks use tolerances in standard errors (see _pstats).
 """
 
 import math
@@ -463,6 +463,50 @@ def test_straight_through_and_soft_gradients_coincide_for_linear_cost():
         (grads[hard],) = torch.autograd.grad((y @ c).sum(), logits)
     assert grads[True].abs().sum() > 0
     torch.testing.assert_close(grads[True], grads[False], rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# GumbelSoftmax: Gumbel noise conditioned on the argmax (Gumbel-Rao's sampler, facts §9)
+# ---------------------------------------------------------------------------------------
+def test_perturbed_logits_given_argmax_match_a_rejection_sampler():
+    # Rejection sampler: z = logits + g with the textbook g = −log(−log U), kept where
+    # argmax z = d. The top-down sampler must give the same law: compared through each
+    # coordinate's CDF at the rejection sample's deciles (two-sample binomial SEs), and
+    # through E[softmax(z/τ)], the quantity Gumbel-Rao averages.
+    torch.manual_seed(18)
+    dist = GumbelSoftmax(probs=torch.tensor(P, dtype=F64))
+    u = torch.rand(400_000, 3, dtype=F64).clamp(1e-300, 1 - 1e-16)
+    z = dist.logits - (-u.log()).log()
+    levels = torch.linspace(0.1, 0.9, 9, dtype=F64)
+    for d in range(3):
+        kept = z[z.argmax(-1) == d]
+        one_hot = F.one_hot(torch.tensor(d), 3).to(F64)
+        drawn = dist.perturbed_logits_given(one_hot, (kept.shape[0],))
+        assert drawn.shape == kept.shape and not drawn.requires_grad
+        assert torch.equal(drawn.argmax(-1), torch.full((kept.shape[0],), d))
+        for i in range(3):
+            cuts = torch.quantile(kept[:, i], levels)
+            (m_rej, se_rej), (m_top, se_top) = (mean_se((x[:, i, None] <= cuts).double())
+                                                for x in (kept, drawn))
+            assert_close_se(m_top - m_rej, (se_rej**2 + se_top**2).sqrt(), 0.0,
+                            what=f"CDF of z_{i} given argmax {d}")
+        (m_rej, se_rej), (m_top, se_top) = (mean_se(torch.softmax(x / 0.5, -1))
+                                            for x in (kept, drawn))
+        assert_close_se(m_top - m_rej, (se_rej**2 + se_top**2).sqrt(), 0.0,
+                        what=f"E[softmax(z/0.5) | argmax {d}]")
+        # The maximum is Gumbel(logsumexp logits) = Gumbel(0), whichever coordinate holds it.
+        x = torch.linspace(-1.5, 3.0, 10, dtype=F64)
+        m, se = mean_se((drawn[:, d, None] <= x).double())
+        assert_close_se(m, se, torch.exp(-torch.exp(-x)), what=f"max given argmax {d}")
+
+
+def test_perturbed_logits_given_broadcasts_over_samples_and_batch():
+    torch.manual_seed(19)
+    dist = GumbelSoftmax(torch.randn(5, 4, dtype=F64, requires_grad=True), temperature=0.3)
+    one_hot = dist.sample((3,))  # (3, 5, 4)
+    z = dist.perturbed_logits_given(one_hot, (7,))
+    assert z.shape == (7, 3, 5, 4) and not z.requires_grad
+    assert torch.equal(F.one_hot(z.argmax(-1), 4).to(F64), one_hot.expand(7, 3, 5, 4))
 
 
 # ---------------------------------------------------------------------------------------

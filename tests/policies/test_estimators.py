@@ -1,7 +1,8 @@
 """Tests for policies.estimators through the public API ``get_estimator(name, **options)``.
 
-Expected numbers come from /work/shared/ESTIMATOR_FACTS.md (§1, §4) or closed forms derived in
-the comments. Per-sample gradients: a batch of N independent elements, one draw each, and
+Expected numbers come from docs/estimator-facts.md (§1, §4) or closed forms derived in the
+comments; the discrete estimator family has its own file, test_discrete_estimators.py.
+Per-sample gradients: a batch of N independent elements, one draw each, and
 ``autograd.grad(surrogate.sum(), params)`` with params of shape (N, ...) gives N i.i.d.
 single-sample gradient estimates.
 """
@@ -11,7 +12,13 @@ import math
 import pytest
 import torch
 from _pstats import Z, assert_close_se, mean_se, normal_pdf, var_se
-from torch.distributions import Categorical, Normal, OneHotCategorical, kl_divergence
+from torch.distributions import (
+    Categorical,
+    Independent,
+    Normal,
+    OneHotCategorical,
+    kl_divergence,
+)
 
 from pathwise.policies.distributions import GumbelSoftmax, TanhNormal
 from pathwise.policies.estimators import get_estimator
@@ -254,6 +261,9 @@ def test_entropy_only_objective_all_estimators_agree_on_gumbel_softmax(alpha):
         ("pathwise", {}, True),
         ("score", {}, False),
         ("score", {"num_samples": 2, "baseline": "mean"}, False),
+        ("straight_through", {}, False),
+        ("gumbel_rao", {"mc_samples": 3}, False),
+        ("reinmax", {"num_samples": 2}, False),
     ]:
         torch.manual_seed(202)
         logits = base.expand(n, 3).clone().requires_grad_(True)
@@ -261,8 +271,11 @@ def test_entropy_only_objective_all_estimators_agree_on_gumbel_softmax(alpha):
         surrogate = get_estimator(name, **options)(dist, cost, alpha=alpha)
         assert surrogate.shape == (n,)
         (grads[(name, hard, len(options))],) = torch.autograd.grad(surrogate.sum(), logits)
-    # exact and pathwise are exact here: every row equals the closed form.
-    for key in [("exact", False, 0), ("pathwise", False, 0), ("pathwise", True, 0)]:
+    # A constant cost has no gradient through the action: every estimator but the score
+    # function is exact here, every row equal to the closed form.
+    for key in [("exact", False, 0), ("pathwise", False, 0), ("pathwise", True, 0),
+                ("straight_through", False, 0), ("gumbel_rao", False, 1),
+                ("reinmax", False, 1)]:
         torch.testing.assert_close(grads[key], expected.expand(n, 3), rtol=1e-10, atol=1e-12)
     # score: unbiased (within 5 SE) but genuinely noisy without a baseline.
     m, se = mean_se(grads[("score", False, 0)])
@@ -350,16 +363,19 @@ def _dists(dtype, device):
         "gumbel-hard": GumbelSoftmax(logits, temperature=0.5, hard=True),
         "onehot": OneHotCategorical(logits=logits),
         "categorical": Categorical(logits=logits),
+        # 3 independent factors of 4 categories scored jointly: batch (5,), event (3, 4).
+        "multi": Independent(GumbelSoftmax(logits.unsqueeze(1).expand(5, 3, 4),
+                                           temperature=0.5), 1),
     }
 
 
 def _value_cost(dist, dtype=F64):
     """A smooth cost for any of the distributions above: reduces the event dimensions."""
-    n_event = len(dist.event_shape)
+    event_dims = tuple(range(-len(dist.event_shape), 0))
 
     def cost(actions):
         x = actions.to(dtype)
-        x = x.sum(-1) if n_event else x
+        x = x.sum(event_dims) if event_dims else x
         return (x - 0.3) ** 2
 
     return cost
@@ -399,6 +415,15 @@ def test_score_cost_receives_actions_without_gradient(key):
         ("onehot", "exact", {}),
         ("categorical", "score", {}),
         ("categorical", "exact", {}),
+        ("gumbel", "straight_through", {"num_samples": 3}),
+        ("gumbel", "gumbel_rao", {"num_samples": 2, "mc_samples": 3}),
+        ("gumbel", "reinmax", {}),
+        ("multi", "pathwise", {"num_samples": 2}),
+        ("multi", "score", {"num_samples": 3, "baseline": "mean"}),
+        ("multi", "exact", {}),
+        ("multi", "straight_through", {}),
+        ("multi", "gumbel_rao", {"num_samples": 2}),
+        ("multi", "reinmax", {"num_samples": 2}),
     ],
 )
 @pytest.mark.parametrize("alpha", [0.0, 0.2])
@@ -414,10 +439,12 @@ def test_surrogate_shape_dtype_device(key, name, options, alpha, dtype, device):
     surrogate = get_estimator(name, **options)(dist, cost, alpha=alpha)
     assert surrogate.shape == dist.batch_shape
     assert surrogate.dtype == dtype and surrogate.device.type == device.type
-    # exact stacks all 4 actions along the leading dimension; the others their draws.
-    lead = 4 if name == "exact" else options.get("num_samples", 1)
+    # exact stacks all actions (4, or 4³ joint ones) along the leading dimension; the others
+    # their draws.
+    lead = (64 if key == "multi" else 4) if name == "exact" else options.get("num_samples", 1)
     assert shapes == [(lead,) + tuple(dist.batch_shape) + tuple(dist.event_shape)]
-    params = [p for p in (getattr(dist, n, None) for n in ("loc", "scale", "logits"))
+    base = dist.base_dist if isinstance(dist, Independent) else dist
+    params = [p for p in (getattr(base, n, None) for n in ("loc", "scale", "logits"))
               if isinstance(p, torch.Tensor) and p.requires_grad]
     grads = torch.autograd.grad(surrogate.sum(), params, allow_unused=True)
     assert all(g is None or torch.isfinite(g).all() for g in grads)
@@ -476,7 +503,8 @@ def test_bad_estimator_options_raise_value_error(name, options, match):
         get_estimator(name, **options)
 
 
-@pytest.mark.parametrize("name", ["pathwise", "score", "exact"])
+@pytest.mark.parametrize("name", ["pathwise", "score", "exact", "straight_through",
+                                  "gumbel_rao", "reinmax"])
 def test_alpha_requiring_grad_is_rejected(name):
     dist = GumbelSoftmax(torch.zeros(3))
     alpha = torch.tensor(0.2, requires_grad=True)

@@ -25,7 +25,7 @@ simplex's vertices to its interior. Why:
   2. All three estimators then use one and the same critic, so a comparison isolates the
      estimator. ``exact`` needs a single forward pass.
   3. The pathwise gradient's only bias is the relaxation's own: E[softmax((l + g)/τ)] ≠
-     softmax(l) (ESTIMATOR_FACTS §3), which shrinks as τ → 0.
+     softmax(l) (docs/estimator-facts.md §3), which shrinks as τ → 0.
 Because ``Q`` is linear in ``y``, straight-through (``hard=True``) and soft samples give the
 same actor gradient; ``hard`` changes only the reported loss value.
 

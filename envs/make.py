@@ -509,11 +509,13 @@ def make_vec_env(
     num_envs: int = 1,
     seed: int | None = 0,
     device: str | torch.device = "cpu",
+    native: bool | None = None,
     **env_kwargs: Any,
 ) -> TorchVecEnv | NativeVecEnv:
     """`num_envs` copies of `env_id` on torch tensors on `device`: a `TorchVecEnv` stepping
     Gymnasium envs in sequence, or for a torch env (`pathwise/Pendulum-v1`, ...) a
-    `native.NativeVecEnv` that steps all of them on the device.
+    `native.NativeVecEnv` that steps all of them on the device (``native=False``: a torch env's
+    single-env form through Gymnasium's SyncVectorEnv instead).
 
     `env_kwargs` go to `gymnasium.make` for every copy (e.g. `max_episode_steps`). The first
     reset seeds each sub-env from a stream of its own, derived from `seed` (`seeding`).
@@ -526,7 +528,7 @@ def make_vec_env(
         raise EnvError(f"num_envs must be a positive integer, got {num_envs!r}")
     from pathwise.envs.native import make_native_vec_env, native_env_class
 
-    if native_env_class(env_id) is not None:  # a torch env: stepped on the device itself
+    if native is not False and native_env_class(env_id) is not None:  # on the device itself
         try:
             envs = make_native_vec_env(env_id, num_envs, seed, device, **env_kwargs)
         except (TypeError, ValueError) as err:

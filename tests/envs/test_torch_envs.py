@@ -161,8 +161,8 @@ def test_tasks_without_a_gymnasium_twin_do_not_render():
 def test_the_numpy_adapter_drives_and_restores_the_single_envs():
     """`make_vec_env` (Gymnasium's SyncVectorEnv under `TorchVecEnv`) runs a pathwise id and
     restores it by replay: the single env draws all its randomness from its np_random."""
-    with make_vec_env("pathwise/CartPole-v1", num_envs=2, seed=3) as original, \
-            make_vec_env("pathwise/CartPole-v1", num_envs=2, seed=9) as restored:
+    with make_vec_env("pathwise/CartPole-v1", num_envs=2, seed=3, native=False) as original, \
+            make_vec_env("pathwise/CartPole-v1", num_envs=2, seed=9, native=False) as restored:
         original.reset()
         ended = 0
         for _ in range(40):  # past an episode end: later episodes start from unseeded resets

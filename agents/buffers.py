@@ -11,7 +11,8 @@ import torch
 
 class Batch(NamedTuple):
     obs: torch.Tensor  # (B, obs_dim)
-    action: torch.Tensor  # (B, action_dim) float (Box) or (B,) long (Discrete)
+    action: torch.Tensor  # (B, action_dim) float (Box), (B,) long (Discrete), (B, k) long
+    #                       (factorized: MultiDiscrete, MultiBinary, action_bins)
     reward: torch.Tensor  # (B,)
     next_obs: torch.Tensor  # (B, obs_dim): the true successor, never a reset observation
     terminated: torch.Tensor  # (B,) float: 1 where the episode ended in a terminal state
@@ -26,7 +27,7 @@ class ReplayBuffer:
     """
 
     def __init__(self, capacity: int, obs_dim: int, action_dim: int, discrete: bool,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", factorized: bool = False):
         self.capacity = int(capacity)
         self.device = torch.device(device)
         # torch.empty, not zeros: rows are read only once written (indices < size), and on the
@@ -35,7 +36,10 @@ class ReplayBuffer:
         f32 = dict(dtype=torch.float32, device=self.device)
         self.obs = torch.empty(self.capacity, obs_dim, **f32)
         self.next_obs = torch.empty(self.capacity, obs_dim, **f32)
-        if discrete:
+        if factorized:  # k sub-action indices per transition
+            self.action = torch.empty(self.capacity, action_dim, dtype=torch.long,
+                                      device=self.device)
+        elif discrete:
             self.action = torch.empty(self.capacity, dtype=torch.long, device=self.device)
         else:
             self.action = torch.empty(self.capacity, action_dim, **f32)

@@ -1,4 +1,5 @@
-"""Soft Actor-Critic for Box and Discrete action spaces, with a swappable actor estimator.
+"""Soft Actor-Critic for Box, Discrete and factorized discrete action spaces (MultiDiscrete,
+MultiBinary, a Box cut into ``action_bins``), with a swappable actor estimator.
 
 The actor minimises, per state s, the maximum-entropy objective (Haarnoja et al. 2018,
 "Soft Actor-Critic Algorithms and Applications", eq. 7; Christodoulou 2019 for discrete):
@@ -13,6 +14,9 @@ and *how its gradient is estimated* is the one config value ``estimator``:
   action, with a leave-one-out baseline over ``num_samples`` actions per state.
 * ``exact`` (Discrete): the all-action sum Σ_a π(a|s)(α log π(a|s) − Q(s, a)), discrete
   SAC's actor loss; zero sampling noise.
+* ``straight_through``, ``gumbel_rao``, ``reinmax`` (discrete actions only): the critic sees
+  the exact one-hot sample; they differ in the gradient sent back through it
+  (``policies.estimators``).
 
 How the critic sees a relaxed discrete action
 ---------------------------------------------
@@ -31,6 +35,33 @@ same actor gradient; ``hard`` changes only the reported loss value.
 
 The entropy term α·log π is computed in closed form (−α·H(π)) for the categorical policy by
 every estimator, and on the same sampled actions for the tanh-Gaussian (no closed form).
+
+Factorized actions: k sub-actions of n_1..n_k values
+----------------------------------------------------
+MultiDiscrete(nvec), MultiBinary(k) (= k sub-actions of 2) and a Box with ``action_bins=N``
+(= d sub-actions of N; Tang & Agrawal 2020) share one path:
+
+* Policy: ``Independent(GumbelSoftmax(logits[B, k, n_max]), 1)``, shorter sub-actions padded
+  with a zero-probability logit (``policies.policy``); every estimator accepts it.
+* Critic: an MLP ensemble on [s, y], y the concatenated one-hots of the k sub-actions
+  (Σ_j n_j inputs), like the Box critic. A q-head would need one output per *joint* action,
+  Π_j n_j of them (11⁶ for HalfCheetah in 11 bins), so the linear extension ⟨y, q(s)⟩ that
+  makes Discrete's relaxation harmless is not available: ``pathwise`` (soft Gumbel-softmax)
+  queries the critic at relaxed points off the one-hot vertices it was trained on, and its
+  bias is the relaxation's plus the critic's extrapolation. ``hard=True`` and the
+  straight-through family feed it exact one-hots. ``exact`` enumerates the joint set,
+  n_max^k actions per state, and is refused above ``estimator.max_actions``.
+* Entropy: in closed form per sub-action and summed, H(π) = Σ_j H(π_j) (the factors are
+  independent given s), in the actor's objective, the critic's target and α's loss.
+* Entropy target: ``target_entropy_scale · Σ_j log n_j``: each sub-action is held at the same
+  fraction of its own maximum entropy log n_j, the Discrete rule applied sub-action by
+  sub-action (it equals ``scale · log|A|`` for the joint set, |A| = Π_j n_j). The fraction,
+  0.3 by default, matters: 0.98 of the maximum asks for a nearly uniform policy, which α can
+  only hold by growing without bound on small action spaces (Christodoulou 2019's 0.98·log|A|
+  does this on CartPole). Box's −dim(A) does not carry over: it is a differential entropy,
+  and a categorical's entropy is never negative.
+* Critic target: V(s') = E_{a'~π}[min_i Q'_i(s', a')] + α·H(π(·|s')) with one sampled a' (as
+  Box SAC samples) and the entropy exact; E[−log π(a')] = H, so only Q is sampled.
 """
 
 from __future__ import annotations
@@ -40,6 +71,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from pathwise.agents.buffers import Batch, ReplayBuffer
 from pathwise.agents.fields import param
@@ -82,13 +114,15 @@ class SACConfig:
     target_entropy: float | None = param(None, "entropy target; None: −dim(A) for Box (of "
                                                "the action in [-1, 1]^dim, before rescaling "
                                                "to the env's bounds), "
-                                               "target_entropy_scale·log|A| for Discrete")
+                                               "target_entropy_scale·log|A| for Discrete, "
+                                               "target_entropy_scale·Σ_j log n_j for k "
+                                               "sub-actions of n_j values")
     target_entropy_scale: float = param(
-        0.3, "Discrete: entropy target as a fraction of the maximum log|A| (0.98 makes α "
-             "blow up on small action spaces)")
+        0.3, "discrete actions: entropy target as a fraction of the maximum log|A| (per "
+             "sub-action for MultiDiscrete; 0.98 makes α blow up on small action spaces)")
     temperature: TemperatureSchedule = param(TemperatureSchedule(),
                                              "Gumbel-softmax temperature schedule")
-    hard: bool = param(False, "Discrete pathwise: straight-through (one-hot forward) samples")
+    hard: bool = param(False, "discrete pathwise: straight-through (one-hot forward) samples")
 
     def validate(self) -> list[str]:
         """Problems with these values, one line each (empty when valid)."""
@@ -121,14 +155,16 @@ class SACConfig:
                             f"got {self.target_entropy_scale}")
         return problems
 
-    def space_problems(self, discrete: bool, action_dim: int) -> list[str]:
+    def space_problems(self, discrete: bool, action_dim: int,
+                       nvec: list[int] | None = None) -> list[str]:
         """Settings that do not fit the env's action space, one line each.
 
         Box actions: the Gumbel-softmax settings (``hard``, ``temperature``) and
-        ``target_entropy_scale`` apply to Discrete actions only; set away from their defaults
+        ``target_entropy_scale`` apply to discrete actions only; set away from their defaults
         they would silently do nothing. Discrete actions: a ``target_entropy`` outside
-        [0, log|A|], such as Box's −dim(A), is an entropy no categorical policy has, so α
-        would run to 0 or grow without bound.
+        [0, log|A|] (factorized: [0, Σ_j log n_j] for sub-actions of ``nvec`` values), such
+        as Box's −dim(A), is an entropy no categorical policy has, so α would run to 0 or
+        grow without bound.
         """
         problems = []
         if not discrete:
@@ -144,13 +180,51 @@ class SACConfig:
                 problems.append(f"agent.target_entropy_scale applies to Discrete actions only; "
                                 f"{kind} (set agent.target_entropy instead)")
         elif self.target_entropy is not None:
-            top = math.log(action_dim)
+            top = max_entropy(action_dim, nvec)
+            what = f"Σ_j log n_j = {top:.3g}], the entropies a policy over {list(nvec)} " \
+                if nvec is not None else f"log {action_dim} = {top:.3g}], the entropies a " \
+                                         f"Discrete({action_dim}) policy "
             if not 0.0 <= self.target_entropy <= top:
                 problems.append(
-                    f"agent.target_entropy={self.target_entropy} is outside [0, log {action_dim}"
-                    f" = {top:.3g}], the entropies a Discrete({action_dim}) policy can have; use "
-                    f"agent.target_entropy_scale for Discrete actions")
+                    f"agent.target_entropy={self.target_entropy} is outside [0, {what}can "
+                    f"have; use agent.target_entropy_scale for discrete actions")
         return problems
+
+
+def max_entropy(action_dim: int, nvec=None) -> float:
+    """The largest entropy of a categorical policy: log n for Discrete(n), Σ_j log n_j for
+    sub-actions of ``nvec`` values (each uniform)."""
+    return sum(math.log(n) for n in nvec) if nvec is not None else math.log(action_dim)
+
+
+# Estimators that need a categorical policy (they enumerate it, or take its one-hot samples).
+DISCRETE_ESTIMATORS = ("exact", "straight_through", "gumbel_rao", "reinmax")
+
+
+def joint_actions(action_dim: int, nvec=None) -> int:
+    """Actions ``exact`` sums over per state: n for Discrete(n); n_max^k for k sub-actions
+    (the product set of the padded factors, ``policies.estimators.enumerate_actions``)."""
+    return action_dim if nvec is None else max(nvec) ** len(nvec)
+
+
+def check_estimator(estimator, discrete: bool, action_dim: int, nvec=None) -> None:
+    """Refuse, in one line, an estimator that cannot train this action space: a discrete-only
+    one on Box actions, or ``exact`` over more joint actions than its ``max_actions``."""
+    name = estimator.name
+    if name in DISCRETE_ESTIMATORS and not discrete:
+        raise ValueError(f"estimator '{name}' needs discrete actions (Discrete, MultiDiscrete, "
+                         f"MultiBinary, or a Box cut into action_bins=N); this env has "
+                         f"Box({action_dim},) actions: use pathwise or score, or set action_bins")
+    if name == "exact":
+        count, limit = joint_actions(action_dim, nvec), estimator.max_actions
+        if count > limit:
+            how = "" if nvec is None else (
+                f" ({max(nvec)}^{len(nvec)}: {len(nvec)} sub-actions of {max(nvec)} values"
+                + (", shorter ones padded" if len(set(nvec)) > 1 else "") + ")")
+            raise ValueError(f"estimator 'exact' would sum over {count:,} joint actions{how} "
+                             f"per state, above estimator.max_actions={limit}: raise it or use "
+                             f"a sampling estimator (pathwise, score, straight_through, "
+                             f"gumbel_rao, reinmax)")
 
 
 # compile_mode → the torch.compile mode that adds CUDA graphs to it (cudagraphs=true).
@@ -164,19 +238,32 @@ class SAC:
     each callable alone; ``update(batch)`` applies one gradient step of each.
     """
 
+    factorized_actions = True  # takes action_nvec: MultiDiscrete, MultiBinary, action_bins
+
     def __init__(self, obs_dim: int, action_dim: int, discrete: bool, config: SACConfig,
                  estimator, device: torch.device | str = "cpu", num_envs: int = 1,
-                 action_low=None, action_high=None, action_start: int = 0,
-                 nan_policy: str = "stop"):
-        if estimator.name == "exact" and not discrete:
-            raise ValueError("estimator 'exact' needs a Discrete action space (it sums over "
-                             "all actions); this env has Box actions: use pathwise or score")
+                 action_low=None, action_high=None, action_start=0,
+                 nan_policy: str = "stop", action_nvec=None, action_bins: int = 0):
+        self.action_nvec = None if action_nvec is None else [int(n) for n in action_nvec]
+        self.factorized = self.action_nvec is not None
+        discrete = discrete or self.factorized
+        check_estimator(estimator, discrete, action_dim, self.action_nvec)
         self.config, self.estimator = config, estimator
         self.device = torch.device(device)
         self.discrete, self.action_dim, self.num_envs = discrete, action_dim, num_envs
         self.policy = Policy(obs_dim, action_dim, discrete, config.hidden_sizes, action_low,
-                             action_high, action_start=action_start).to(self.device)
-        self.critic = QEnsemble(obs_dim, action_dim, discrete, config.hidden_sizes).to(self.device)
+                             action_high, action_start=action_start,
+                             action_nvec=self.action_nvec,
+                             action_bins=action_bins).to(self.device)
+        if self.factorized:  # Q(s, y) on the concatenated one-hots (module doc)
+            self.critic = QEnsemble(obs_dim, sum(self.action_nvec), False, config.hidden_sizes)
+            # Columns of the flattened (k, n_max) one-hots that are real values, not padding.
+            real = ~self.policy.pad_mask.flatten()
+            self._real_columns = real.nonzero().squeeze(-1).to(self.device) \
+                if self.policy.padded else None
+        else:
+            self.critic = QEnsemble(obs_dim, action_dim, discrete, config.hidden_sizes)
+        self.critic = self.critic.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device,
                                       requires_grad=config.autotune)
@@ -186,11 +273,13 @@ class SAC:
             if config.autotune else None
         if config.target_entropy is not None:
             self.target_entropy = float(config.target_entropy)
-        elif discrete:
-            self.target_entropy = config.target_entropy_scale * math.log(action_dim)
+        elif discrete:  # per sub-action for factorized actions (module doc)
+            self.target_entropy = config.target_entropy_scale * max_entropy(action_dim,
+                                                                            self.action_nvec)
         else:
             self.target_entropy = -float(action_dim)
-        self.buffer = ReplayBuffer(config.buffer_size, obs_dim, action_dim, discrete, self.device)
+        self.buffer = ReplayBuffer(config.buffer_size, obs_dim, action_dim, discrete, self.device,
+                                   factorized=self.factorized)
         # Parameter lists, made once: a module's .parameters() walks its submodules each call.
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
@@ -221,6 +310,16 @@ class SAC:
             self.temperature = value
             self._temperature.fill_(value)
 
+    def critic_input(self, y: torch.Tensor) -> torch.Tensor:
+        """Factorized actions: one-hot or relaxed sub-actions (..., k, n_max) → the critic's
+        action input (..., Σ_j n_j), the concatenated one-hots without the padding."""
+        flat = y.flatten(-2)
+        return flat if self._real_columns is None else flat[..., self._real_columns]
+
+    def _one_hot(self, action: torch.Tensor) -> torch.Tensor:
+        """Stored sub-action indices (B, k) → one-hots (B, k, n_max)."""
+        return F.one_hot(action, self.policy.max_categories).to(torch.float32)
+
     # -- losses -----------------------------------------------------------------------------
     def critic_loss(self, batch: Batch) -> torch.Tensor:
         """Soft Bellman residual (Haarnoja et al. 2018, eq. 5) of each critic, with the clipped
@@ -229,7 +328,12 @@ class SAC:
         gamma, alpha = self.config.gamma, self.alpha
         with torch.no_grad():
             next_dist = self._dist(batch.next_obs)
-            if self.discrete:
+            if self.factorized:
+                # One sampled a' for Q; the entropy exact (module doc).
+                y_next = self.critic_input(next_dist.sample())
+                q_next = self.critic_target(batch.next_obs, y_next).min(0).values
+                v_next = q_next + alpha * next_dist.entropy()
+            elif self.discrete:
                 # Exact expectation over next actions (Christodoulou 2019, eq. 10).
                 q_next = self.critic_target(batch.next_obs).min(0).values
                 v_next = (next_dist.probs * (q_next - alpha * next_dist.logits)).sum(-1)
@@ -238,7 +342,9 @@ class SAC:
                 q_next = self.critic_target(batch.next_obs, next_action).min(0).values
                 v_next = q_next - alpha * next_log_prob
             target = batch.reward + gamma * (1.0 - batch.terminated) * v_next
-        if self.discrete:
+        if self.factorized:
+            q = self.critic(batch.obs, self.critic_input(self._one_hot(batch.action)))  # (n, B)
+        elif self.discrete:
             q_all = self.critic(batch.obs)  # (n, B, |A|)
             index = batch.action.view(1, -1, 1).expand(q_all.shape[0], -1, 1)
             q = q_all.gather(-1, index).squeeze(-1)
@@ -256,7 +362,10 @@ class SAC:
         are measured on exactly the objective the actor is trained on.
         """
         dist = self._dist(obs)
-        if self.discrete:
+        if self.factorized:
+            def cost(y):  # y: (..., B, k, n_max) one-hot or relaxed sub-actions
+                return -self.critic(obs, self.critic_input(y), frozen=True).min(0).values
+        elif self.discrete:
             q = self.critic(obs, frozen=True).min(0).values  # (B, |A|)
 
             def cost(y):  # y: (..., B, |A|) one-hot or relaxed
@@ -346,6 +455,10 @@ class SAC:
         """Exploration action in the policy's space: uniform before ``learning_starts``."""
         if global_step < self.config.learning_starts:
             n = obs.shape[0]
+            if self.factorized:  # each sub-action uniform: floor(U·n_j)
+                nvec = torch.tensor(self.action_nvec, device=self.device)
+                u = torch.rand(n, self.action_dim, device=self.device)
+                return torch.minimum((u * nvec).long(), nvec - 1)
             if self.discrete:
                 return torch.randint(0, self.action_dim, (n,), device=self.device)
             return torch.rand(n, self.action_dim, device=self.device) * 2.0 - 1.0

@@ -23,10 +23,11 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+from pathwise.envs.discretize import action_layout, check_action_bins
 from pathwise.envs.seeding import ACTIONS, ENVS, derive_seeds
 from pathwise.envs.step import StepResult
 from pathwise.errors import EnvError, EnvStateError, one_line
-from pathwise.spaces import scale_action
+from pathwise.spaces import bin_action, scale_action
 
 if TYPE_CHECKING:
     from pathwise.envs.native import NativeVecEnv
@@ -85,7 +86,8 @@ def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) ->
 
     Supported: a 1-D `Box` observation (a flat vector, any dtype: it is cast to float32), and
     either a 1-D floating-point `Box` action with finite bounds (a tanh-squashed policy is
-    rescaled onto [low, high], which needs both ends) or a `Discrete` action.
+    rescaled onto [low, high], which needs both ends), a `Discrete` action, or a 1-D
+    `MultiDiscrete` or `MultiBinary` action (k sub-actions, a factorized categorical policy).
     """
     obs_hint = "pathwise supports a 1-D Box observation (a flat vector)"
     if not isinstance(observation_space, spaces.Box):
@@ -103,8 +105,16 @@ def check_spaces(observation_space: spaces.Space, action_space: spaces.Space) ->
             f"not one with {len(observation_space.shape)} dims (images need an encoder)"
         )
 
-    act_hint = "pathwise supports a 1-D Box action with finite bounds or a Discrete action"
+    act_hint = ("pathwise supports a 1-D Box action with finite bounds, a Discrete action, or "
+                "a 1-D MultiDiscrete or MultiBinary action")
     if isinstance(action_space, spaces.Discrete):
+        return
+    if isinstance(action_space, (spaces.MultiDiscrete, spaces.MultiBinary)):
+        if len(action_space.shape) != 1:
+            raise EnvError(
+                f"unsupported action space {_describe(action_space)}: {act_hint}, "
+                f"not one with {len(action_space.shape)} dims (flatten the sub-actions)"
+            )
         return
     if not isinstance(action_space, spaces.Box):
         raise EnvError(f"unsupported action space {_describe(action_space)}: {act_hint}")
@@ -255,7 +265,10 @@ class TorchVecEnv:
 
     Actions come in the policy's space: for a Box, points of [-1, 1]^action_dim (the range of a
     tanh-squashed policy), rescaled onto the env's bounds here; for Discrete, long indices
-    0..n-1 of shape (num_envs,). Each array crosses between host and device once per step.
+    0..n-1 of shape (num_envs,); for MultiDiscrete and MultiBinary, long indices of shape
+    (num_envs, k), sub-action j in 0..nvec_j-1; with ``action_bins=N`` (a Box only), bin
+    indices of shape (num_envs, d) in 0..N-1, mapped onto the bounds here (``discretize``).
+    Each array crosses between host and device once per step.
     """
 
     def __init__(
@@ -264,6 +277,7 @@ class TorchVecEnv:
         env_id: str,
         seed: int | None = 0,
         device: str | torch.device = "cpu",
+        action_bins: int = 0,
     ):
         check_spaces(vec_env.single_observation_space, vec_env.single_action_space)
         if vec_env.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
@@ -277,22 +291,25 @@ class TorchVecEnv:
         self.single_observation_space = vec_env.single_observation_space
         self.single_action_space = vec_env.single_action_space
         self.obs_dim: int = int(self.single_observation_space.shape[0])
-        self.is_discrete: bool = isinstance(self.single_action_space, spaces.Discrete)
-
-        space = self.single_action_space
-        if self.is_discrete:
-            self.action_dim: int = int(space.n)
-            self.action_low = self.action_high = None
-            self.action_start: int = int(space.start)  # Discrete(n, start): env action i + start
+        # What the agent's actions are (discretize.ActionLayout): a Box's [-1, 1]^d, an index,
+        # or k sub-action indices (MultiDiscrete, MultiBinary, a Box cut into action_bins).
+        layout = action_layout(self.single_action_space, action_bins, env_id)
+        self.is_discrete: bool = layout.discrete
+        self.action_dim: int = layout.dim
+        self.action_nvec: tuple[int, ...] | None = layout.nvec
+        self.action_start = layout.start  # Discrete(n, start): env action i + start
+        self.action_bins: int = layout.bins
+        # float64 for the affine and bin maps; the result is cast to the env's dtype.
+        self.action_low, self.action_high = layout.low, layout.high
+        if self.action_nvec is not None:
             self._policy_action_space: spaces.Space = spaces.MultiDiscrete(
+                np.tile(np.asarray(self.action_nvec, dtype=np.int64), (self.num_envs, 1))
+            )
+        elif self.is_discrete:
+            self._policy_action_space = spaces.MultiDiscrete(
                 np.full(self.num_envs, self.action_dim)
             )
         else:
-            self.action_dim = int(space.shape[0])
-            self.action_start = 0
-            # float64 for the affine map; the result is cast to the env's dtype.
-            self.action_low = space.low.astype(np.float64)
-            self.action_high = space.high.astype(np.float64)
             self._policy_action_space = spaces.Box(
                 -1.0, 1.0, (self.num_envs, self.action_dim), np.float32
             )
@@ -324,6 +341,8 @@ class TorchVecEnv:
         if isinstance(actions, torch.Tensor):
             actions = actions.detach().cpu().numpy()
         actions = np.asarray(actions)
+        if self.action_nvec is not None:
+            return self._factorized_env_actions(actions)
         if self.is_discrete:
             if actions.shape != (self.num_envs,):
                 raise ValueError(
@@ -345,6 +364,21 @@ class TorchVecEnv:
             )
         scaled = scale_action(actions.astype(np.float64), self.action_low, self.action_high)
         return scaled.astype(self.single_action_space.dtype)
+
+    def _factorized_env_actions(self, actions: np.ndarray) -> np.ndarray:
+        shape = (self.num_envs, len(self.action_nvec))
+        if actions.shape != shape:
+            raise ValueError(f"expected sub-action indices of shape {shape}, got {actions.shape}")
+        if not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(f"sub-actions must be integer indices, got {actions.dtype}")
+        if actions.min() < 0 or np.any(actions >= np.asarray(self.action_nvec)):
+            raise ValueError(f"sub-action indices must lie in [0, nvec) with nvec="
+                             f"{list(self.action_nvec)}, got {actions.tolist()}")
+        if self.action_bins:
+            values = bin_action(actions, self.action_low, self.action_high, self.action_bins)
+            return values.astype(self.single_action_space.dtype)
+        # MultiDiscrete(nvec, start): env sub-action j is index_j + start_j.
+        return (actions + np.asarray(self.action_start)).astype(self.single_action_space.dtype)
 
     # ---- the env API --------------------------------------------------------------------
 
@@ -496,7 +530,8 @@ class TorchVecEnv:
 
     def random_actions(self) -> torch.Tensor:
         """Uniform actions in the policy's action space, from the space seeded at reset:
-        float32 (num_envs, action_dim) in [-1, 1] for a Box, long (num_envs,) for Discrete."""
+        float32 (num_envs, action_dim) in [-1, 1] for a Box, long (num_envs,) for Discrete,
+        long (num_envs, k) for factorized actions (MultiDiscrete, MultiBinary, action_bins)."""
         sample = self._policy_action_space.sample()
         return torch.from_numpy(np.asarray(sample)).to(self.device)
 
@@ -510,6 +545,7 @@ def make_vec_env(
     seed: int | None = 0,
     device: str | torch.device = "cpu",
     native: bool | None = None,
+    action_bins: int = 0,
     **env_kwargs: Any,
 ) -> TorchVecEnv | NativeVecEnv:
     """`num_envs` copies of `env_id` on torch tensors on `device`: a `TorchVecEnv` stepping
@@ -521,7 +557,8 @@ def make_vec_env(
     reset seeds each sub-env from a stream of its own, derived from `seed` (`seeding`).
     Episode returns and lengths come from Gymnasium's vector `RecordEpisodeStatistics`. Each
     sub-env records its running episode, so that `TorchVecEnv.state_dict` can save where the
-    envs are (for an exact resume).
+    envs are (for an exact resume). ``action_bins=N`` (N >= 2; 0: off) discretizes a Box
+    action space: the agent acts in MultiDiscrete([N] * d) (`discretize`).
     """
     _check_env_id(env_id)
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -530,7 +567,10 @@ def make_vec_env(
 
     if native is not False and native_env_class(env_id) is not None:  # on the device itself
         try:
-            envs = make_native_vec_env(env_id, num_envs, seed, device, **env_kwargs)
+            envs = make_native_vec_env(env_id, num_envs, seed, device, action_bins=action_bins,
+                                       **env_kwargs)
+        except EnvError:
+            raise
         except (TypeError, ValueError) as err:
             raise EnvError(f"cannot make {env_id!r}: {one_line(err)}") from err
         try:
@@ -545,6 +585,8 @@ def make_vec_env(
     first = _gym_make(env_id, **env_kwargs)
     try:
         check_spaces(first.observation_space, first.action_space)
+        if action_bins:
+            check_action_bins(first.action_space, action_bins, env_id)
     except EnvError:
         first.close()
         raise
@@ -554,4 +596,4 @@ def make_vec_env(
 
     vec_env = SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
     vec_env = RecordEpisodeStatistics(vec_env)
-    return TorchVecEnv(vec_env, env_id=env_id, seed=seed, device=device)
+    return TorchVecEnv(vec_env, env_id=env_id, seed=seed, device=device, action_bins=action_bins)

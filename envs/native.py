@@ -4,7 +4,8 @@
 `make_vec_env` returns one of these for an id whose `vector_entry_point` is a `TorchEnv`
 (`pathwise/Pendulum-v1`, ...). What differs from the Gymnasium adapter:
 
-- actions in the policy's space are rescaled onto the env's bounds on the device;
+- actions in the policy's space are rescaled onto the env's bounds (or, with ``action_bins``,
+  mapped from bin indices) on the device;
 - episode statistics are kept in device tensors and read on the host only when asked
   (`pop_episodes`, at log intervals): `StepResult.episode_returns` is always empty and
   `StepResult.done` is None, so nothing in a step waits for the device;
@@ -17,13 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from gymnasium import spaces
 
+from pathwise.envs.discretize import action_layout
 from pathwise.envs.seeding import ACTIONS, ENVS, derive_seeds
 from pathwise.envs.step import StepResult
 from pathwise.envs.vector import TorchEnv
 from pathwise.errors import EnvStateError
-from pathwise.spaces import scale_action
+from pathwise.spaces import bin_action, scale_action
 
 
 class NativeVecEnv:
@@ -31,25 +32,27 @@ class NativeVecEnv:
 
     episodes_on_host = False  # the loop reads episode statistics with pop_episodes()
 
-    def __init__(self, env: TorchEnv, env_id: str, seed: int | None = 0):
+    def __init__(self, env: TorchEnv, env_id: str, seed: int | None = 0, action_bins: int = 0):
         self.env, self.env_id = env, env_id
         self.num_envs: int = env.num_envs
         self.device = env.device
         self.single_observation_space = env.single_observation_space
         self.single_action_space = env.single_action_space
         self.obs_dim: int = int(self.single_observation_space.shape[0])
-        space = self.single_action_space
-        self.is_discrete: bool = isinstance(space, spaces.Discrete)
-        if self.is_discrete:
-            self.action_dim: int = int(space.n)
-            self.action_start: int = int(space.start)
-            self.action_low = self.action_high = None
-        else:
-            self.action_dim = int(space.shape[0])
-            self.action_start = 0
-            self.action_low = torch.as_tensor(space.low, dtype=torch.float32, device=self.device)
-            self.action_high = torch.as_tensor(space.high, dtype=torch.float32,
+        layout = action_layout(self.single_action_space, action_bins, env_id)  # as TorchVecEnv
+        self.is_discrete: bool = layout.discrete
+        self.action_dim: int = layout.dim
+        self.action_nvec: tuple[int, ...] | None = layout.nvec
+        self.action_start = layout.start
+        self.action_bins: int = layout.bins
+        self.action_low = self.action_high = None
+        if layout.low is not None:
+            self.action_low = torch.as_tensor(layout.low, dtype=torch.float32, device=self.device)
+            self.action_high = torch.as_tensor(layout.high, dtype=torch.float32,
                                                device=self.device)
+        if self.action_nvec is not None:
+            self._nvec = torch.tensor(self.action_nvec, device=self.device)
+            self._start = torch.tensor(self.action_start, device=self.device)
         self._seed = seed
         self._has_reset = False
         self._obs: torch.Tensor | None = None
@@ -85,7 +88,11 @@ class NativeVecEnv:
         if not self._has_reset:
             raise RuntimeError("call reset() before step()")
         actions = actions.detach()
-        if self.is_discrete:
+        if self.action_bins:
+            env_actions = bin_action(actions, self.action_low, self.action_high, self.action_bins)
+        elif self.action_nvec is not None:
+            env_actions = actions + self._start
+        elif self.is_discrete:
             env_actions = actions + self.action_start
         else:
             env_actions = scale_action(actions.float(), self.action_low, self.action_high)
@@ -115,6 +122,10 @@ class NativeVecEnv:
 
     def random_actions(self) -> torch.Tensor:
         """Uniform actions in the policy's space, from a generator seeded at reset."""
+        if self.action_nvec is not None:  # floor(U·n_j): uniform on 0..n_j − 1
+            u = torch.rand(self.num_envs, len(self.action_nvec), device=self.device,
+                           generator=self._generator)
+            return torch.minimum((u * self._nvec).long(), self._nvec - 1)
         if self.is_discrete:
             return torch.randint(0, self.action_dim, (self.num_envs,), device=self.device,
                                  generator=self._generator)
@@ -160,10 +171,15 @@ def native_env_class(env_id: str):
 
 
 def make_native_vec_env(env_id: str, num_envs: int, seed: int | None,
-                        device: str | torch.device, **env_kwargs: Any) -> NativeVecEnv:
+                        device: str | torch.device, action_bins: int = 0,
+                        **env_kwargs: Any) -> NativeVecEnv:
     cls = native_env_class(env_id)
     env = cls(num_envs, device=device, **env_kwargs)
-    return NativeVecEnv(env, env_id, seed)
+    try:
+        return NativeVecEnv(env, env_id, seed, action_bins=action_bins)
+    except BaseException:
+        env.close()
+        raise
 
 
 __all__ = ["NativeVecEnv", "make_native_vec_env", "native_env_class"]

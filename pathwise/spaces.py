@@ -28,3 +28,26 @@ def scale_action(policy_action, low, high):
     low, high = np.asarray(low), np.asarray(high)
     action = low + (np.asarray(policy_action) + 1.0) * 0.5 * (high - low)
     return np.minimum(np.maximum(action, low), high)  # np.clip's values, at a third of its cost
+
+
+def bin_action(index, low, high, bins: int):
+    """Map bin indices to the env's box: bin i of N (0 ≤ i < N) is the point
+
+        a = low + i · (high − low) / (N − 1)
+
+    so bin 0 is ``low`` and bin N − 1 is ``high``, N evenly spaced values per dimension
+    (Tang & Agrawal 2020, "Discretizing Continuous Action Space for On-Policy Optimization",
+    §3). ``index``: integers of shape (..., d), numpy or torch (the result is float, on the
+    tensor's device). Clipped to [low, high] like ``scale_action``.
+    """
+    if bins < 2:
+        raise ValueError(f"bin_action: needs at least 2 bins, got {bins}")
+    if isinstance(index, torch.Tensor):
+        dtype = torch.float32 if not index.is_floating_point() else index.dtype
+        low = torch.as_tensor(low, dtype=dtype, device=index.device)
+        high = torch.as_tensor(high, dtype=dtype, device=index.device)
+        action = low + index.to(dtype) * ((high - low) / (bins - 1))
+        return torch.minimum(torch.maximum(action, low), high)
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    action = low + np.asarray(index, dtype=np.float64) * ((high - low) / (bins - 1))
+    return np.minimum(np.maximum(action, low), high)

@@ -156,7 +156,7 @@ def load_agent(target: str | Path, device: torch.device | str = "cpu"):
     checkpoint = load_checkpoint(path)
     cfg = as_train_config(checkpoint["config"])
     cfg.device = str(device)
-    envs = make_vec_env(cfg.env, cfg.num_envs, cfg.seed, device)
+    envs = make_vec_env(cfg.env, cfg.num_envs, cfg.seed, device, action_bins=cfg.action_bins)
     try:
         agent = build_agent(cfg, envs, torch.device(device))
     finally:

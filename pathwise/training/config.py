@@ -23,9 +23,15 @@ from pathwise.training import registry
 class EstimatorConfig:
     """Which gradient estimator trains the actor, and its options."""
 
-    name: str = param("pathwise", "actor gradient estimator: pathwise | score | exact")
+    name: str = param("pathwise", "actor gradient estimator: pathwise | score | exact | "
+                                  "straight_through | gumbel_rao | reinmax (the last four: "
+                                  "discrete actions only)")
     num_samples: int = param(0, "actions drawn per state (0: 1 for pathwise, 4 for score)")
     baseline: str = param("mean", "score: none | mean (leave-one-out over num_samples)")
+    mc_samples: int = param(10, "gumbel_rao: conditional Gumbel draws averaged in the backward "
+                                "pass (Paulus et al. 2021)")
+    max_actions: int = param(4096, "exact: the most joint actions per state it sums over; "
+                                   "refused above (MultiDiscrete: n^k)")
 
     def resolved(self) -> EstimatorConfig:
         """With ``num_samples`` made explicit (0 means the estimator's own default), so that a
@@ -41,18 +47,45 @@ class EstimatorConfig:
             if self.num_samples:
                 raise ValueError("estimator 'exact' sums over every action: "
                                  "estimator.num_samples does not apply (leave it at 0)")
-            return get_estimator("exact")
+            return get_estimator("exact", max_actions=self.max_actions)
         draws = self.resolved().num_samples
         if self.name == "score":
             # A single sample has no leave-one-out baseline: get_estimator says so in one line
             # rather than this silently dropping the baseline the config asked for.
             return get_estimator("score", num_samples=draws, baseline=self.baseline)
+        if self.name == "gumbel_rao":
+            return get_estimator("gumbel_rao", num_samples=draws, mc_samples=self.mc_samples)
         return get_estimator(self.name, num_samples=draws)
 
+    def problems(self) -> list[str]:
+        """Problems with these values, one line each (empty when valid). An option set away
+        from its default for an estimator that ignores it is one: it would silently do
+        nothing."""
+        problems = []
+        if self.name not in ESTIMATOR_NAMES:
+            problems.append(f"unknown estimator {self.name!r}; valid: "
+                            f"{', '.join(ESTIMATOR_NAMES)}")
+        if self.num_samples < 0:
+            problems.append(f"estimator.num_samples must be >= 0, got {self.num_samples}")
+        if self.baseline not in ("none", "mean"):
+            problems.append(f"estimator.baseline must be none or mean, got {self.baseline!r}")
+        defaults = EstimatorConfig()
+        for option, owner in (("mc_samples", "gumbel_rao"), ("max_actions", "exact")):
+            value = getattr(self, option)
+            if value < 1:
+                problems.append(f"estimator.{option} must be >= 1, got {value}")
+            elif self.name != owner and value != getattr(defaults, option):
+                problems.append(f"estimator.{option} applies to estimator={owner} only; this "
+                                f"run has estimator={self.name}")
+        return problems
 
-# Actions drawn per state when estimator.num_samples is 0: one, as SAC does, for pathwise; four
-# for score, whose leave-one-out baseline needs two or more (Kool et al. 2019).
-DEFAULT_DRAWS = {"pathwise": 1, "score": 4}
+
+ESTIMATOR_NAMES = ("pathwise", "score", "exact", "straight_through", "gumbel_rao", "reinmax")
+# Actions drawn per state when estimator.num_samples is 0: one, as SAC does, for pathwise and
+# the straight-through family; four for score, whose leave-one-out baseline needs two or more
+# (Kool et al. 2019).
+DEFAULT_DRAWS = {"pathwise": 1, "score": 4, "straight_through": 1, "gumbel_rao": 1,
+                 "reinmax": 1}
 
 
 @dataclass
@@ -106,6 +139,9 @@ class TrainConfig:
     run_dir: str | None = param(None, "where this run goes; None: "
                                       "runs/<env>/<agent>-<estimator>/s<seed>-<timestamp>")
     resume: str | None = param(None, "run dir whose checkpoints/last.pt to continue from")
+    action_bins: int = param(0, "N >= 2: train in a Box action space cut into N evenly spaced "
+                                "values per dimension (MultiDiscrete([N] * d), discrete SAC); "
+                                "the saved policy still acts in the Box. 0: off")
     eval_env: str | None = param(None, "env id evaluations run on; None: the training env, or "
                                        "Gymnasium's own for a torch port (pathwise/Pendulum-v1 "
                                        "-> Pendulum-v1)")
@@ -183,12 +219,9 @@ def validate(cfg: TrainConfig) -> list[str]:
         problems.append(f"wandb.mode must be offline, online or disabled, got {cfg.wandb.mode!r}")
     if not (cfg.device in ("cpu", "cuda", "auto") or cfg.device.startswith("cuda:")):
         problems.append(f"device must be cpu, cuda, cuda:N or auto, got {cfg.device!r}")
-    if cfg.estimator.name not in ("pathwise", "score", "exact"):
-        problems.append(f"unknown estimator {cfg.estimator.name!r}; valid: pathwise, score, exact")
-    if cfg.estimator.num_samples < 0:
-        problems.append(f"estimator.num_samples must be >= 0, got {cfg.estimator.num_samples}")
-    if cfg.estimator.baseline not in ("none", "mean"):
-        problems.append(f"estimator.baseline must be none or mean, got {cfg.estimator.baseline!r}")
+    problems += cfg.estimator.problems()
+    if cfg.action_bins < 0 or cfg.action_bins == 1:
+        problems.append(f"action_bins must be >= 2 (or 0: off), got {cfg.action_bins}")
     if cfg.nan_policy not in NAN_POLICIES:
         problems.append(f"nan_policy must be stop or skip, got {cfg.nan_policy!r}")
     if cfg.compile_mode not in COMPILE_MODES:

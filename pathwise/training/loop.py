@@ -82,7 +82,7 @@ def train(config, progress=None) -> TrainResult:
         torch.set_num_threads(cfg.torch_threads)
     keep_freed_memory()
     seed_everything(cfg.seed)
-    envs = make_vec_env(cfg.env, cfg.num_envs, cfg.seed, device)
+    envs = make_vec_env(cfg.env, cfg.num_envs, cfg.seed, device, action_bins=cfg.action_bins)
     try:
         agent = build_agent(cfg, envs, device)
         make_run_dir(run_dir)

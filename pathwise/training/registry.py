@@ -41,11 +41,22 @@ def build_agent(cfg, envs, device):
     """The agent ``cfg`` describes, for ``envs`` (a vector env of ``pathwise.envs``), on
     ``device``; compiled when ``cfg.compile`` or ``cfg.cudagraphs`` asks. Settings that do not
     fit the env's action space raise ``ConfigError``."""
-    space = envs.single_action_space
-    low = None if envs.is_discrete else space.low.tolist()
-    high = None if envs.is_discrete else space.high.tolist()
+    nvec = getattr(envs, "action_nvec", None)
+    # Box bounds: of a Box action space, also when action_bins cuts it (the saved policy acts
+    # in the Box); None for Discrete and MultiDiscrete.
+    low = None if envs.action_low is None else [float(x) for x in envs.action_low]
+    high = None if envs.action_high is None else [float(x) for x in envs.action_high]
+    factorized = {}
+    if nvec is not None:  # MultiDiscrete, MultiBinary, action_bins
+        if not getattr(agent_class(cfg.agent.name), "factorized_actions", False):
+            what = f"action_bins={envs.action_bins}" if envs.action_bins else \
+                f"{type(envs.single_action_space).__name__} actions"
+            raise ConfigError(f"{cfg.env}: agent={cfg.agent.name} does not support {what} "
+                              f"(k sub-actions); use agent=sac")
+        factorized = {"action_nvec": list(nvec), "action_bins": envs.action_bins}
     if hasattr(cfg.agent, "space_problems"):
-        problems = cfg.agent.space_problems(envs.is_discrete, envs.action_dim)
+        problems = cfg.agent.space_problems(envs.is_discrete, envs.action_dim,
+                                            **({"nvec": list(nvec)} if nvec else {}))
         if problems:
             raise ConfigError(f"{cfg.env}: {problems[0]}")
     try:
@@ -53,7 +64,7 @@ def build_agent(cfg, envs, device):
         agent = agent_class(cfg.agent.name)(
             envs.obs_dim, envs.action_dim, envs.is_discrete, cfg.agent, estimator,
             device=device, num_envs=envs.num_envs, action_low=low, action_high=high,
-            action_start=envs.action_start, nan_policy=cfg.nan_policy)
+            action_start=envs.action_start, nan_policy=cfg.nan_policy, **factorized)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     if cfg.compile or cfg.cudagraphs:

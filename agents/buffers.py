@@ -140,9 +140,10 @@ class RolloutStorage:
     """
 
     def __init__(self, num_envs: int, obs_dim: int, action_dim: int, discrete: bool,
-                 device: torch.device | str = "cpu", capacity: int = 1024):
+                 device: torch.device | str = "cpu", capacity: int = 1024,
+                 factorized: bool = False):
         self.num_envs, self.obs_dim, self.action_dim = int(num_envs), int(obs_dim), int(action_dim)
-        self.discrete = discrete
+        self.discrete, self.factorized = discrete, factorized
         self.device = torch.device(device)
         self._allocate(max(int(capacity), 1))
         self.pos = 0  # next row to write
@@ -163,8 +164,9 @@ class RolloutStorage:
         self.obs = torch.zeros(*shape, self.obs_dim, **f32)
         # next_obs is what a truncated episode's return is bootstrapped from.
         self.next_obs = torch.zeros(*shape, self.obs_dim, **f32)
-        if self.discrete:
-            self.action = torch.zeros(shape, dtype=torch.long, device=self.device)
+        if self.discrete:  # an index, or k sub-action indices (factorized)
+            action_shape = (*shape, self.action_dim) if self.factorized else shape
+            self.action = torch.zeros(action_shape, dtype=torch.long, device=self.device)
             self.pre_tanh = None
         else:
             self.action = torch.zeros(*shape, self.action_dim, **f32)

@@ -42,7 +42,13 @@ Estimators (names as logged, ``grad/<name>/<statistic>``):
 * ``score``: score function with the leave-one-out baseline (Kool et al. 2019), as
   ``estimator=score`` trains by default; needs ``num_samples`` ≥ 2.
 * ``score_no_baseline``: score function, no baseline.
-* ``exact`` (Discrete): the all-action sum; no sampling noise, and the reference g_ref.
+* ``straight_through``, ``gumbel_rao``, ``reinmax`` (discrete actions): the one-hot sample
+  forward, each its own surrogate Jacobian backward (``policies.estimators``).
+* ``exact`` (discrete actions): the all-action sum; no sampling noise, and the reference
+  g_ref. For factorized actions (MultiDiscrete, MultiBinary, ``action_bins``) it enumerates
+  the joint set and applies while that holds at most ``Exact().max_actions`` actions; beyond,
+  g_ref is a score-function estimate with ``reference_samples`` draws per state and the
+  leave-one-out baseline (unbiased, not exact: no ``bias``, as for Box).
 
 Sampling estimators use the same ``num_samples`` draws per state, so their variances compare
 at equal cost. For Box actions g_ref is a pathwise estimate with ``reference_samples`` draws
@@ -81,10 +87,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from torch.distributions import Distribution, Normal
+from torch.distributions import Distribution, Independent, Normal
 
 from pathwise.policies.distributions import GumbelSoftmax, TanhNormal
-from pathwise.policies.estimators import Exact, Pathwise, Score
+from pathwise.policies.estimators import (
+    Exact,
+    GumbelRao,
+    Pathwise,
+    ReinMax,
+    Score,
+    StraightThrough,
+)
 
 
 # -- one estimator's statistics -------------------------------------------------------------
@@ -212,8 +225,13 @@ def detach_parameters(dist: Distribution, k: int | None = None):
     leading batch dimension of ``k`` copies when ``k`` is given), the original parameter
     tensors (still in θ's graph), and the leaves, in matching order.
 
-    Supports the policies' ``TanhNormal`` and ``GumbelSoftmax`` and ``torch`` ``Normal``.
+    Supports the policies' ``TanhNormal``, ``GumbelSoftmax`` and ``Independent`` of one
+    (factorized actions), and ``torch`` ``Normal``.
     """
+    if isinstance(dist, Independent):
+        base, params, leaves = detach_parameters(dist.base_dist, k)
+        return Independent(base, dist.reinterpreted_batch_ndims, validate_args=False), \
+            params, leaves
     if isinstance(dist, TanhNormal):
         params = (dist.loc, dist.scale)
         leaves = tuple(_leaf(p, k) for p in params)
@@ -291,7 +309,7 @@ class Report:
     """Everything one measurement found, for logging, printing and JSON."""
 
     agent: str
-    action_space: str  # "Box" | "Discrete"
+    action_space: str  # "Box" | "Discrete" | "MultiDiscrete" (also MultiBinary, action_bins)
     trained_with: str  # the estimator that trains the actor
     reference: str  # how g_ref was computed ("none" for REINFORCE)
     states: int  # N (REINFORCE: steps in the episodes drawn)
@@ -314,15 +332,29 @@ class Report:
         return asdict(self)
 
 
-def estimators_for(discrete: bool, num_samples: int) -> dict[str, object]:
-    """The estimators that apply, by logged name, each with ``num_samples`` draws per state."""
+def estimators_for(discrete: bool, num_samples: int, exact: bool = True) -> dict[str, object]:
+    """The estimators that apply, by logged name, each with ``num_samples`` draws per state;
+    ``exact=False`` leaves ``exact`` out (a joint action set too large to enumerate)."""
     chosen = {"pathwise": Pathwise(num_samples=num_samples)}
     if num_samples >= 2:
         chosen["score"] = Score(num_samples=num_samples, baseline="mean")
     chosen["score_no_baseline"] = Score(num_samples=num_samples, baseline="none")
     if discrete:
-        chosen["exact"] = Exact()
+        chosen["straight_through"] = StraightThrough(num_samples=num_samples)
+        chosen["gumbel_rao"] = GumbelRao(num_samples=num_samples)
+        chosen["reinmax"] = ReinMax(num_samples=num_samples)
+        if exact:
+            chosen["exact"] = Exact()
     return chosen
+
+
+def exact_applies(agent) -> bool:
+    """Whether ``exact`` can enumerate the agent's joint action set (``Exact().max_actions``
+    at most; a Discrete(n) q-head always in practice)."""
+    from pathwise.agents.sac import joint_actions
+
+    nvec = getattr(agent, "action_nvec", None)
+    return agent.discrete and joint_actions(agent.action_dim, nvec) <= Exact().max_actions
 
 
 def measurement_seed(seed: int, step: int) -> int:
@@ -365,27 +397,35 @@ def measure_sac(agent, obs: torch.Tensor, samples: int = 16, num_samples: int = 
     params = list(agent.policy.parameters())
     dist, cost = agent.actor_cost(obs)
     alpha = agent.alpha
-    if agent.discrete:
+    factorized = getattr(agent, "factorized", False)
+    exact = exact_applies(agent)
+    if exact:
         reference = mean_gradient(dist, cost, Exact(), params, alpha)
         reference_name = "exact"
+    elif agent.discrete:  # a joint set too large to enumerate: unbiased, not exact
+        reference = mean_gradient(dist, cost, Score(num_samples=reference_samples,
+                                                    baseline="mean"), params, alpha)
+        reference_name = f"score (leave-one-out), {reference_samples} draws per state"
     else:
         reference = mean_gradient(dist, cost, Pathwise(num_samples=reference_samples), params,
                                   alpha)
         reference_name = f"pathwise, {reference_samples} draws per state"
-    report = Report(agent="sac", action_space="Discrete" if agent.discrete else "Box",
+    space = "MultiDiscrete" if factorized else "Discrete" if agent.discrete else "Box"
+    report = Report(agent="sac", action_space=space,
                     trained_with=agent.estimator.name, reference=reference_name,
                     states=int(obs.shape[0]), parameters=int(reference.numel()),
                     num_samples=num_samples, seconds=0.0,
                     temperature=float(agent.temperature) if agent.discrete else None,
                     alpha=float(alpha))
-    # A discrete cost is a dot product with q(s): all K copies in one call is fastest.
-    chunk = None if agent.discrete else CHUNK_ACTIONS
-    for name, estimator in estimators_for(agent.discrete, num_samples).items():
+    # A Discrete cost is a dot product with q(s): all K copies in one call is fastest. A
+    # factorized one is a critic network, as for Box.
+    chunk = None if agent.discrete and not factorized else CHUNK_ACTIONS
+    for name, estimator in estimators_for(agent.discrete, num_samples, exact).items():
         noiseless = name == "exact"
         grads = sample_gradients(dist, cost, estimator, params, 1 if noiseless else samples,
                                  alpha, chunk)
         report.estimators.append(gradient_stats(name, grads, reference,
-                                                reference_exact=agent.discrete,
+                                                reference_exact=exact,
                                                 noiseless=noiseless))
     report.seconds = time.perf_counter() - started
     return report
@@ -402,10 +442,10 @@ def collect_episodes(policy, env_id: str, episodes: int, seed: int, gamma: float
     from pathwise.envs.make import make_vec_env
 
     n = max(1, min(num_envs, episodes))
-    envs = make_vec_env(env_id, n, seed, device)
+    envs = make_vec_env(env_id, n, seed, device, action_bins=getattr(policy, "action_bins", 0))
     try:
         storage = RolloutStorage(n, envs.obs_dim, envs.action_dim, envs.is_discrete, device,
-                                 capacity=256)
+                                 capacity=256, factorized=envs.action_nvec is not None)
         obs, done_count, steps = envs.reset(seed=seed), 0, 0
         while not storage.ready and steps < max_steps:
             with torch.no_grad():

@@ -223,7 +223,8 @@ def test_exact_has_zero_bias_and_score_a_bias_within_its_noise():
     with _OwnRandomness(0, "cpu"):
         report = measure_sac(sac, torch.randn(64, 3), samples=32, num_samples=4)
     stats = {s.estimator: s for s in report.estimators}
-    assert set(stats) == {"pathwise", "score", "score_no_baseline", "exact"}
+    assert set(stats) == {"pathwise", "score", "score_no_baseline", "straight_through",
+                          "gumbel_rao", "reinmax", "exact"}
     assert report.reference == "exact"
     assert stats["exact"].variance == 0.0 and stats["exact"].bias < 1e-6
     assert stats["exact"].cosine == pytest.approx(1.0)

@@ -100,8 +100,10 @@ UNSUPPORTED = {
         "observation space Box(shape=(84, 84, 3), dtype=uint8)",
     ),
     "matrix obs": (spaces.Box(-1, 1, (4, 2), np.float32), UNIT_BOX, "not one with 2 dims"),
-    "multidiscrete act": (FLAT_OBS, spaces.MultiDiscrete([3, 3]), "action space MultiDiscrete"),
-    "multibinary act": (FLAT_OBS, spaces.MultiBinary(3), "action space MultiBinary"),
+    # 1-D MultiDiscrete and MultiBinary actions are supported (SAC); 2-D ones are not.
+    "matrix multidiscrete act": (FLAT_OBS, spaces.MultiDiscrete([[3, 3], [3, 3]]),
+                                 "action space MultiDiscrete"),
+    "matrix multibinary act": (FLAT_OBS, spaces.MultiBinary([2, 3]), "action space MultiBinary"),
     "tuple act": (FLAT_OBS, spaces.Tuple((UNIT_BOX, spaces.Discrete(2))), "action space Tuple"),
     "dict act": (FLAT_OBS, spaces.Dict({"a": UNIT_BOX}), "action space Dict"),
     "infinite act": (FLAT_OBS, spaces.Box(-np.inf, np.inf, (2,), np.float32), "infinite bounds"),

@@ -219,7 +219,8 @@ def check_estimator(estimator, discrete: bool, action_dim: int, nvec=None) -> No
         count, limit = joint_actions(action_dim, nvec), estimator.max_actions
         if count > limit:
             how = "" if nvec is None else (
-                f" ({max(nvec)}^{len(nvec)}: {len(nvec)} sub-actions of {max(nvec)} values"
+                f" ({max(nvec)}^{len(nvec)}: {len(nvec)} sub-action"
+                f"{'s' if len(nvec) > 1 else ''} of {max(nvec)} values"
                 + (", shorter ones padded" if len(set(nvec)) > 1 else "") + ")")
             raise ValueError(f"estimator 'exact' would sum over {count:,} joint actions{how} "
                              f"per state, above estimator.max_actions={limit}: raise it or use "

@@ -41,3 +41,8 @@ class MultiDiscreteBandit(gym.Env):
 
 if MULTI_BANDIT_ID not in gym.registry:
     gym.register(id=MULTI_BANDIT_ID, entry_point=MultiDiscreteBandit)
+
+MULTI_BINARY_ID = "pathwise-test/MultiBinaryBandit-v0"
+if MULTI_BINARY_ID not in gym.registry:
+    gym.register(id=MULTI_BINARY_ID, entry_point=MultiDiscreteBandit,
+                 kwargs={"binary": True, "targets": (1, 0, 1)})

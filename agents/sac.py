@@ -45,12 +45,13 @@ MultiDiscrete(nvec), MultiBinary(k) (= k sub-actions of 2) and a Box with ``acti
   with a zero-probability logit (``policies.policy``); every estimator accepts it.
 * Critic: an MLP ensemble on [s, y], y the concatenated one-hots of the k sub-actions
   (Σ_j n_j inputs), like the Box critic. A q-head would need one output per *joint* action,
-  Π_j n_j of them (11⁶ for HalfCheetah in 11 bins), so the linear extension ⟨y, q(s)⟩ that
-  makes Discrete's relaxation harmless is not available: ``pathwise`` (soft Gumbel-softmax)
-  queries the critic at relaxed points off the one-hot vertices it was trained on, and its
-  bias is the relaxation's plus the critic's extrapolation. ``hard=True`` and the
-  straight-through family feed it exact one-hots. ``exact`` enumerates the joint set,
-  n_max^k actions per state, and is refused above ``estimator.max_actions``.
+  Π_j n_j of them (11⁶ for HalfCheetah in 11 bins), so the linear extension ⟨y, q(s)⟩,
+  which values a relaxed y without extrapolating, is not available: ``pathwise`` (soft
+  Gumbel-softmax) queries the critic at relaxed points off the one-hot vertices it was
+  trained on, and its bias is the relaxation's plus the critic's extrapolation.
+  ``hard=True`` and the straight-through family feed it exact one-hots. ``exact``
+  enumerates the joint set, n_max^k actions per state, and is refused above
+  ``estimator.max_actions``.
 * Entropy: in closed form per sub-action and summed, H(π) = Σ_j H(π_j) (the factors are
   independent given s), in the actor's objective, the critic's target and α's loss.
 * Entropy target: ``target_entropy_scale · Σ_j log n_j``: each sub-action is held at the same

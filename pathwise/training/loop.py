@@ -47,6 +47,7 @@ from pathwise.training.config import (
 from pathwise.training.evaluation import EvalResult, evaluate
 from pathwise.training.registry import build_agent
 from pathwise.training.run_dir import (
+    RunLock,
     atomic_write_text,
     find_run_dir,
     make_run_dir,
@@ -86,10 +87,12 @@ def train(config, progress=None) -> TrainResult:
     try:
         agent = build_agent(cfg, envs, device)
         make_run_dir(run_dir)
-        run = Run(cfg, agent, envs, run_dir, progress)
-        obs = run.resume(checkpoint) if checkpoint is not None else None
-        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-        return run.train(obs)
+        with RunLock(run_dir):  # one writer per run dir
+            run = Run(cfg, agent, envs, run_dir, progress)
+            obs = run.resume(checkpoint) if checkpoint is not None else None
+            atomic_write_text(run_dir / "config.yaml",
+                              OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+            return run.train(obs)
     finally:
         envs.close()
 

@@ -218,10 +218,13 @@ def suggest(name: str) -> str | None:
     """The valid key a misspelt or unqualified one most likely means: ``lr`` → ``agent.lr``
     (a field's own name, the habit from SB3 and CleanRL), ``agent.lrr`` → ``agent.lr``."""
     keys = known_keys()
-    by_leaf = [k for k in keys if k.rpartition(".")[2] == name]
-    if by_leaf:
-        return min(by_leaf, key=len)
-    close = difflib.get_close_matches(name, keys, n=1, cutoff=0.6)
+    leaves = {}
+    for key in sorted(keys, key=len):  # the shortest key of each leaf name: agent.* first
+        leaves.setdefault(key.rpartition(".")[2], key)
+    if name in leaves:
+        return leaves[name]
+    close = difflib.get_close_matches(name, keys, n=1, cutoff=0.6) or [
+        leaves[leaf] for leaf in difflib.get_close_matches(name, list(leaves), n=1, cutoff=0.6)]
     return close[0] if close else None
 
 

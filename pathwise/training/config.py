@@ -229,4 +229,13 @@ def validate(cfg: TrainConfig) -> list[str]:
                         f"got {cfg.compile_mode!r}")
     if cfg.cudagraphs and cfg.device == "cpu":
         problems.append(CUDAGRAPHS_ON_CPU)
+    if cfg.seed < 0:
+        problems.append(f"seed must be >= 0, got {cfg.seed}")
+    first_update = getattr(cfg.agent, "first_update", None)
+    if first_update is not None:  # a run that would end before its first gradient update
+        key, steps = first_update()
+        if cfg.total_steps <= steps:
+            problems.append(f"total_steps={cfg.total_steps} is not past agent.{key}={steps}: "
+                            f"no gradient update would run; raise total_steps or lower "
+                            f"agent.{key}")
     return problems + cfg.diagnostics.validate() + cfg.agent.validate()

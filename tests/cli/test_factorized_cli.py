@@ -74,7 +74,7 @@ def test_settings_that_cannot_work_are_refused_in_one_line(tmp_path, capsys, ove
                                                            message):
     base = tiny()
     if "agent=reinforce" in overrides:  # SAC's keys are not REINFORCE's
-        base = [o for o in base if not o.startswith("agent.")]
+        base = [o for o in base if not o.startswith("agent.")] + ["agent.batch_steps=50"]
     code, _, err = run_cli(capsys, "train", "--no-progress", *base, *overrides,
                            f"run_dir={tmp_path / 'run'}")
     lines = err.strip().splitlines()

@@ -108,7 +108,8 @@ def test_resume_key_exists_and_points_at_a_run_dir(tmp_path):
     (["agent.lr=fast"], "invalid value for agent.lr"),
     (["agent.hidden_sizes=64"], "expected a list"),
     (["agent=ppo"], "unknown agent 'ppo'; valid:"),
-    (["estimator=magic"], "unknown estimator 'magic'; valid: exact, pathwise, score"),
+    (["estimator=magic"], "unknown estimator 'magic'; valid: exact, gumbel_rao, pathwise, "
+                            "reinmax, score, straight_through"),
     (["preset=sac/Nowhere-v0"], "no preset 'sac/Nowhere-v0'"),
     (["seed=[1"], "cannot parse"),
     (["CartPole-v1"], "overrides are key=value"),
@@ -141,7 +142,7 @@ def test_runtime_config_errors_are_one_line_and_exit_2(capsys, tmp_path):
     for overrides, message in [
         (["env=NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
         (["env=CartPole-v2"], "unknown env id 'CartPole-v2'; did you mean: CartPole-v1"),
-        (["estimator=exact"], "estimator 'exact' needs a Discrete action space"),
+        (["estimator=exact"], "estimator 'exact' needs discrete actions"),
         (["env=FrozenLake-v1"], "unsupported observation space Discrete(16)"),
         # Discrete-only settings on a Box env, and a Box-style entropy target on a Discrete one.
         (["agent.hard=true"], "Pendulum-v1: agent.hard applies to Discrete actions only"),

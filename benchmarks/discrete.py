@@ -153,7 +153,8 @@ def report(root: Path) -> str:
     runs = [load_run(p) for p in find_runs([root])]
     out = []
     for task, env, *_ in TASKS:
-        mine = [r for r in runs if r.env == env and int(r.config.get("action_bins", 0)) == BINS]
+        mine = [r for r in runs if r.config.env == env
+                and int(r.config.get("action_bins", 0)) == BINS]
         if mine:
             out.append(task_table(mine, task, joint_actions(env) <= MAX_ACTIONS))
     return "\n\n".join(out)

@@ -27,7 +27,7 @@ FINAL_FRACTION = 0.1  # a run's score: mean of the metric over its last 10 % of 
 @dataclass
 class Run:
     path: Path
-    env: str
+    env: str  # the env id; "<id>[bins=N]" for a run with action_bins=N
     agent: str
     estimator: str
     seed: int
@@ -85,7 +85,11 @@ def load_run(path: Path) -> Run:
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.load(path / "config.yaml")
-    return Run(path=path, env=str(cfg.env), agent=str(cfg.agent.name),
+    env = str(cfg.env)
+    bins = int(cfg.get("action_bins", 0) or 0)
+    if bins:  # a discretized task is another task: never pooled with the Box runs
+        env = f"{env}[bins={bins}]"
+    return Run(path=path, env=env, agent=str(cfg.agent.name),
                estimator=str(cfg.estimator.name), seed=int(cfg.seed),
                records=read_metrics(path / "metrics.jsonl"), config=cfg)
 

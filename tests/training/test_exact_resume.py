@@ -42,6 +42,11 @@ CASES = {
     "sac-torch-env": (lambda: SACConfig(hidden_sizes=[16], batch_size=32, learning_starts=64,
                                         buffer_size=1000, updates_per_step=0.25),
                       "pathwise/Pendulum-v1", "pathwise", {"num_envs": 5}),
+    # action_bins: a factorized policy, bin indices in the buffer, and Box torques replayed
+    # into Gymnasium's envs (the adapter maps the bins before the replay wrapper sees them).
+    "sac-bins": (lambda: SACConfig(hidden_sizes=[16], batch_size=32, learning_starts=64,
+                                   buffer_size=1000),
+                 "Pendulum-v1", "gumbel_rao", {"num_envs": 2, "action_bins": 5}),
 }
 
 

@@ -43,7 +43,7 @@ BINS = 11
 ESTIMATORS = ["pathwise", "score", "exact", "straight_through", "gumbel_rao", "reinmax"]
 # (task label, env id trained on, preset or None (the env's own), env steps, diagnostics every)
 TASKS = [
-    ("Pendulum-v1", "pathwise/Pendulum-v1", "sac/Pendulum-v1-bins11", 20_000, 2_000),
+    ("Pendulum-v1", "pathwise/Pendulum-v1", "sac/Pendulum-v1-bins11", 10_000, 2_000),
     ("LunarLanderContinuous-v3", "LunarLanderContinuous-v3", None, 200_000, 20_000),
     ("HalfCheetah-v5", "HalfCheetah-v5", None, 100_000, 10_000),
 ]
@@ -83,10 +83,15 @@ def train_one(overrides: list[str]) -> None:
 
 
 def finished(run_dir: Path, steps: int) -> bool:
+    """A run of exactly ``steps`` env steps, trained to the end and evaluated there."""
+    from omegaconf import OmegaConf
+
     from pathwise.training.tracking import read_metrics
 
-    metrics = run_dir / "metrics.jsonl"
-    return (run_dir / "policy.pt").is_file() and metrics.is_file() and any(
+    metrics, config = run_dir / "metrics.jsonl", run_dir / "config.yaml"
+    if not ((run_dir / "policy.pt").is_file() and metrics.is_file() and config.is_file()):
+        return False
+    return OmegaConf.load(config).total_steps == steps and any(
         r.get("global_step") == steps and "eval/return_mean" in r for r in read_metrics(metrics))
 
 

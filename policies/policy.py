@@ -80,7 +80,7 @@ class Policy(nn.Module):
             out_dim = action_dim * self.max_categories
             pad = torch.arange(self.max_categories) >= torch.tensor(self.action_nvec)[:, None]
             self.padded = bool(pad.any())
-            # Not saved with the weights: the spec rebuilds it (and older files lack it).
+            # Derived from the spec: not saved with the weights.
             self.register_buffer("pad_mask", pad, persistent=False)
         elif self.action_bins:
             raise ValueError("Policy: action_bins needs action_nvec ([action_bins] * d)")

@@ -118,8 +118,8 @@ def task_table(runs: list, task: str, exact_feasible: bool) -> str:
     feasible = "exact feasible" if exact_feasible else "exact infeasible"
     lines = [f"**{task}**, {BINS} bins ({feasible})", "",
              "| estimator | seeds | steps | final return: mean [95% CI] | IQM [95% CI] | "
-             "bias vs exact (floor) | cosine to reference | min/run |",
-             "|---|---|---|---|---|---|---|---|"]
+             "bias vs exact (floor) | bias / ‖∇‖ | cosine to reference | min/run |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for (_, _, estimator), members in group_runs(runs).items():
         row = returns.get(estimator)
         if row is None:
@@ -127,11 +127,15 @@ def task_table(runs: list, task: str, exact_feasible: bool) -> str:
         bias = seeds_mean(members, f"grad/{estimator}/bias_corrected")
         floor = seeds_mean(members, f"grad/{estimator}/bias_se")
         cosine = seeds_mean(members, f"grad/{estimator}/cosine")
+        # ‖∇‖ of the exact gradient in the same runs: its ``signal`` is ‖ḡ‖² (no floor).
+        exact_signal = seeds_mean(members, "grad/exact/signal")
+        norm = math.sqrt(exact_signal) if exact_signal and exact_signal > 0 else None
         minutes = np.median([r.records[-1]["time"] for r in members]) / 60
         lines.append(
             f"| {estimator} | {row.runs} | {row.steps:,} | {_ci(row.mean, row.mean_ci)} | "
             f"{_ci(row.iqm, row.iqm_ci)} | "
             f"{'—' if bias is None else f'{bias:.3g} ({floor:.2g})'} | "
+            f"{'—' if bias is None or norm is None else f'{bias / norm:.2f}'} | "
             f"{'—' if cosine is None else f'{cosine:.3f}'} | {minutes:.1f} |")
     return "\n".join(lines)
 
@@ -159,7 +163,8 @@ def report(root: Path) -> str:
     out = []
     for task, env, *_ in TASKS:
         mine = [r for r in runs if r.config.env == env
-                and int(r.config.get("action_bins", 0)) == BINS]
+                and int(r.config.get("action_bins", 0)) == BINS
+                and finished(r.path, int(r.config.total_steps))]  # not one still training
         if mine:
             out.append(task_table(mine, task, joint_actions(env) <= MAX_ACTIONS))
     return "\n\n".join(out)

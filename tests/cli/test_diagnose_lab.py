@@ -36,7 +36,8 @@ def test_diagnose_json_parses_and_reproduces_the_logged_statistics(measured_run,
     report = json.loads(out)
     assert report["global_step"] == 100 and report["reference"] == "exact"
     stats = {s["estimator"]: s for s in report["estimators"]}
-    assert set(stats) == {"pathwise", "score", "score_no_baseline", "exact"}
+    assert set(stats) == {"pathwise", "score", "score_no_baseline", "straight_through",
+                          "gumbel_rao", "reinmax", "exact"}
     assert stats["exact"]["bias"] < 1e-6
     logged = [r for r in records(measured_run) if "grad/seconds" in r][-1]
     for name, s in stats.items():

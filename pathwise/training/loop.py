@@ -110,6 +110,7 @@ class Run:
         # statistics on the device until a log interval (no host sync per step).
         self.episodes_on_host = getattr(envs, "episodes_on_host", True)
         self.global_step = 0
+        self.taken = envs.num_envs  # env steps of the last iteration (a rollout agent's: H·N)
         self.started = time.perf_counter()  # minus the time of earlier sessions, on resume
         self.wandb_id: str | None = None
         self.wandb = None
@@ -179,18 +180,22 @@ class Run:
             if obs is None:
                 obs = envs.reset(seed=cfg.seed)
             with _StopOnSigint() as stop:
+                rollout = getattr(agent, "rollout", None)  # agents that step the envs (APG)
                 while self.global_step < cfg.total_steps and not stop.requested:
-                    # collect → store → update
-                    action = agent.act(obs, self.global_step)
-                    result = envs.step(action)
-                    agent.observe(obs, action, result)
-                    obs = result.obs
-                    self.global_step += envs.num_envs
-                    metrics = agent.train_step(self.global_step)
+                    if rollout is not None:  # collect and update in one: a window of steps
+                        obs, self.taken, metrics = rollout(envs, obs, self.global_step)
+                        self.global_step += self.taken
+                    else:  # collect → store → update
+                        action = agent.act(obs, self.global_step)
+                        result = envs.step(action)
+                        agent.observe(obs, action, result)
+                        obs = result.obs
+                        self.global_step += envs.num_envs
+                        metrics = agent.train_step(self.global_step)
+                        self.log_episodes(result)
                     if metrics is not None:
                         self.last_metrics = metrics
                     # log → measure → evaluate → checkpoint
-                    self.log_episodes(result)
                     if self.due(cfg.log_every):
                         self.log_training()
                     if self.probe is not None and self.due(cfg.diagnostics.every):
@@ -217,7 +222,8 @@ class Run:
                            self.wandb.dir if self.wandb is not None else None)
 
     def due(self, every: int) -> bool:
-        return crossed(self.global_step, self.envs.num_envs, every)
+        """Did the last iteration's env steps pass a multiple of ``every``?"""
+        return crossed(self.global_step, self.taken, every)
 
     def finish(self, interrupted: bool) -> None:
         """Save what was trained, then evaluate it (unless interrupted or just evaluated): an

@@ -232,14 +232,14 @@ def test_apg_learns_pointmass_quickly():
 BOX_TORCH_ENVS = [i for i in TORCH_ENV_IDS if "CartPole" not in i and "Acrobot" not in i]
 
 
-@pytest.mark.parametrize("agent", ["apg", "shac"])
-@pytest.mark.parametrize("overrides, words", [
-    (["env=Pendulum-v1"], "Pendulum-v1 is not a differentiable torch env; use one of: "
-                          + ", ".join(BOX_TORCH_ENVS)),
-    (["env=pathwise/CartPole-v1"], "pathwise/CartPole-v1 has Discrete(2) actions"),
-    (["env=pathwise/Pendulum-v1", "estimator=score"], "use estimator=pathwise"),
-    (["env=pathwise/Pendulum-v1", "agent.horizon=0"], "agent.horizon must be >= 1"),
-    (["env=pathwise/Pendulum-v1", "diagnostics.every=100"], "pathwise lab horizon"),
+@pytest.mark.parametrize("agent, overrides, words", [
+    ("apg", ["env=Pendulum-v1"], "Pendulum-v1 is not a differentiable torch env; use one of: "
+                                 + ", ".join(BOX_TORCH_ENVS)),
+    ("shac", ["env=pathwise/CartPole-v1"], "pathwise/CartPole-v1 has Discrete(2) actions"),
+    ("shac", ["env=pathwise/Pendulum-v1", "estimator=score"], "use estimator=pathwise"),
+    ("apg", ["env=pathwise/Pendulum-v1", "agent.horizon=0"], "agent.horizon must be >= 1"),
+    ("shac", ["env=pathwise/Pendulum-v1", "agent.lam=2"], "agent.lam must be in [0, 1]"),
+    ("apg", ["env=pathwise/Pendulum-v1", "diagnostics.every=100"], "pathwise lab horizon"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, agent, overrides, words):
     code, _, err = run_cli(capsys, "train", "--no-progress", f"agent={agent}", *overrides,
@@ -255,3 +255,40 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, agent, overrides, wo
                                     APGConfig(hidden_sizes=[0])])
 def test_invalid_values_are_reported(config):
     assert len(config.validate()) == 1
+
+
+def test_wandb_groups_by_env_and_names_the_job_after_agent_and_estimator(tmp_path, monkeypatch):
+    """The loop opens the wandb run as for every agent: group = env id, job_type =
+    <agent>-<estimator>, tags, config; the rollout metrics reach it with global_step."""
+    opened, logged = {}, []
+
+    class FakeRun:
+        id, dir = "fake", None
+
+        def log(self, record):
+            logged.append(record)
+
+        def summary(self, values):
+            pass
+
+        def log_model(self, path, **metadata):
+            opened["model"] = metadata
+
+        def finish(self, code):
+            opened["exit"] = code
+
+    def fake_open(mode, **fields):
+        opened.update(fields)
+        return FakeRun()
+
+    monkeypatch.setattr(runner, "open_wandb_run", fake_open)
+    cfg = TrainConfig(env="pathwise/PointMass-v0", agent=APGConfig(hidden_sizes=[8], horizon=4),
+                      total_steps=32, num_envs=4, eval_every=0, eval_episodes=1, log_every=16,
+                      run_dir=str(tmp_path / "run"), device="cpu",
+                      wandb=WandbConfig(mode="offline"))
+    runner.train(cfg)
+    assert opened["group"] == "pathwise/PointMass-v0" and opened["job_type"] == "apg-pathwise"
+    assert set(opened["tags"]) == {"apg", "pathwise", "pathwise/PointMass-v0"}
+    assert opened["config"]["agent"]["horizon"] == 4 and opened["exit"] == 0
+    assert opened["model"]["agent"] == "apg"
+    assert [r["global_step"] for r in logged if "losses/actor" in r] == [16, 32]

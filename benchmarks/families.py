@@ -147,26 +147,21 @@ def run_one(root: Path, env: str, agent: str, seed: int, steps: int, task: Task,
     base = [f"agent={agent}", f"env={env}", f"seed={seed}", "wandb.mode=disabled",
             "device=cpu", f"eval_every={eval_every}", f"run_dir={run_dir}",
             *task.overrides.get(agent, [])]
-    if agent not in MODEL_BASED:
-        train_segment([*base, f"total_steps={steps}", f"diagnostics.every={measure_every}"])
+    if agent not in MODEL_BASED:  # the run's own diagnostics, about 5 times per run
+        train_segment([*base, f"total_steps={steps}", f"diagnostics.every={steps // 5}"])
         return run_dir
-    with open(_ensure(run_dir) / "gradients.jsonl", "a", encoding="utf-8") as out:
-        for i, mark in enumerate(range(measure_every, steps + measure_every, measure_every)):
-            mark = min(mark, steps)
-            if i == 0:
-                train_segment([*base, f"total_steps={mark}"])
-            elif mark > _reached(run_dir):
-                train_segment([f"resume={run_dir}", f"total_steps={mark}"])
-            else:
-                continue
-            out.write(json.dumps(measure_model_gradient(run_dir, env, seed)) + "\n")
-            out.flush()
+    for i, mark in enumerate(range(measure_every, steps + measure_every, measure_every)):
+        mark = min(mark, steps)
+        if i == 0:
+            train_segment([*base, f"total_steps={mark}"])
+        elif mark > _reached(run_dir):
+            train_segment([f"resume={run_dir}", f"total_steps={mark}"])
+        else:
+            continue
+        record = measure_model_gradient(run_dir, env, seed)
+        with open(run_dir / "gradients.jsonl", "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
     return run_dir
-
-
-def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _reached(run_dir: Path) -> int:
@@ -176,7 +171,8 @@ def _reached(run_dir: Path) -> int:
 
 
 # -- the table ------------------------------------------------------------------------------
-def summarize(root: Path, plan: dict, seeds: list[int], agents: list[str]) -> list[dict]:
+def summarize(root: Path, plan: dict, seeds: list[int], agents: list[str],
+              quick: bool = False) -> list[dict]:
     from pathwise.analysis import compare
     from pathwise.training.tracking import read_metrics
 
@@ -202,7 +198,8 @@ def summarize(root: Path, plan: dict, seeds: list[int], agents: list[str]) -> li
             last = [v[-1] for v in variances if v]
             rows.append({
                 "env": env, "eval_env": _config(dirs[0]).get("eval_env") or _eval_env(env),
-                "agent": agent, "family": FAMILIES[agent][1], "budget": task.budgets[agent],
+                "agent": agent, "family": FAMILIES[agent][1],
+                "budget": task.budgets[agent] // (10 if quick else 1),
                 "threshold": task.threshold, "seeds": [r.seed for r in runs],
                 "scores": summary.scores, "iqm": summary.iqm, "iqm_ci": list(summary.iqm_ci),
                 "reached": len(reached), "steps_to_threshold":
@@ -309,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_dir = run_one(args.out, env, agent, seed, steps, task, args.quick)
                 print(f"  {env} {agent} seed {seed}: {time.perf_counter() - t:.0f} s "
                       f"({run_dir})", file=sys.stderr, flush=True)
-    rows = summarize(args.out, plan, seeds, args.agents)
+    rows = summarize(args.out, plan, seeds, args.agents, args.quick)
     report = table(rows)
     header = (f"Command: `{command}`  \nDate: {date}; {time.perf_counter() - started:.0f} s in "
               f"all  \nMachine: {machine()}; load average at the start {load_start}, at the "

@@ -485,6 +485,12 @@ class Diagnostics:
 
     def measure(self, agent, global_step: int, states: torch.Tensor | None = None) -> Report:
         s = self.settings
+        if hasattr(agent, "rollout"):  # APG, SHAC: their gradient is through the dynamics
+            from pathwise.errors import ConfigError
+
+            raise ConfigError(f"gradient diagnostics apply to agent=sac and agent=reinforce; "
+                              f"agent={self.cfg.agent.name}'s gradient through the dynamics is "
+                              f"measured by `pathwise lab horizon`")
         seed = measurement_seed(self.cfg.seed, global_step)
         with _OwnRandomness(seed, self.device):
             if hasattr(agent, "actor_cost"):

@@ -5,6 +5,7 @@ and the one-line errors."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -187,10 +188,21 @@ def train(tmp_path, agent, env="pathwise/PointMass-v0", **kwargs):
     return result, built
 
 
-def test_apg_trains_through_the_runner_and_logs_on_window_boundaries(tmp_path):
+@pytest.fixture(scope="module")
+def apg_run(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(tmp_path_factory.mktemp("apg"), APGConfig(hidden_sizes=[16], horizon=5),
+                     total_steps=190)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_apg_trains_through_the_runner_and_logs_on_window_boundaries(apg_run):
     """5-step windows of 4 envs: 20 env steps per iteration. log_every=30 crosses at 40, 60,
     100, 120, 160, 180 (not 200); the run stops at the first window end past 190."""
-    result, built = train(tmp_path, APGConfig(hidden_sizes=[16], horizon=5), total_steps=190)
+    result, built = apg_run
     agent = built["agent"]
     assert result.global_step == 200
     assert any(not torch.equal(p, p0) for p, p0 in zip(agent.actor.parameters(), built["init"]))
@@ -250,6 +262,22 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, agent, overrides, wo
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
+def test_diagnose_of_an_apg_run_is_one_line(apg_run, capsys):
+    result, _ = apg_run
+    code, _, err = run_cli(capsys, "diagnose", result.run_dir)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "pathwise lab horizon" in err
+
+
+def test_pathwise_eval_of_an_apg_run(apg_run, capsys):
+    """No Gymnasium original for PointMass: evaluated on the torch env's single-env form."""
+    result, _ = apg_run
+    code, out, err = run_cli(capsys, "eval", result.run_dir, "--episodes", "2", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["env"] == "pathwise/PointMass-v0" and len(record["returns"]) == 2
+
+
 @pytest.mark.parametrize("config", [APGConfig(betas=[0.9]), APGConfig(gamma=1.5),
                                     APGConfig(max_grad_norm=0.0), APGConfig(lr_decay_steps=-1),
                                     APGConfig(hidden_sizes=[0])])
@@ -292,3 +320,17 @@ def test_wandb_groups_by_env_and_names_the_job_after_agent_and_estimator(tmp_pat
     assert opened["config"]["agent"]["horizon"] == 4 and opened["exit"] == 0
     assert opened["model"]["agent"] == "apg"
     assert [r["global_step"] for r in logged if "losses/actor" in r] == [16, 32]
+
+
+def test_nan_policy_skip_leaves_the_policy_untouched_on_a_non_finite_loss(monkeypatch):
+    envs = make_native_vec_env("pathwise/PointMass-v0", 2, 0, "cpu")
+    space = envs.single_action_space
+    agent = APG(envs.obs_dim, envs.action_dim, False, APGConfig(hidden_sizes=[8], horizon=3),
+                None, "cpu", 2, space.low.tolist(), space.high.tolist(), nan_policy="skip")
+    obs = envs.reset(seed=0)
+    loss = agent.actor_loss
+    monkeypatch.setattr(agent, "actor_loss", lambda *a: loss(*a) * float("nan"))
+    before = [p.clone() for p in agent.actor.parameters()]
+    _, _, metrics = agent.rollout(envs, obs, 0)
+    assert all(torch.equal(a, b) for a, b in zip(before, agent.actor.parameters()))
+    assert int(metrics["charts/nan_skips"]) == 1

@@ -492,6 +492,7 @@ def run(cfg: VAEConfig, run_dir: str | Path | None = None, wandb_mode: str = "of
 
     check_config(cfg)
     check_wandb_mode(wandb_mode, "--wandb ")
+    resolve_device(cfg.device, "--device ")  # a device this machine lacks: before any mkdir
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ConfigError(f"{run_dir} already exists and is not empty; choose another "

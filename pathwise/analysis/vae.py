@@ -113,6 +113,11 @@ class VAEConfig:
         return f"vae-{self.latent}-{self.data}"
 
     @property
+    def hard(self) -> bool:
+        """Straight-through Gumbel: ``pathwise`` on a GumbelSoftmax with ``hard=True``."""
+        return self.estimator == "straight_through_gumbel"
+
+    @property
     def relaxed(self) -> bool:
         """Whether the temperature matters (a categorical latent, any estimator but the
         unbiased ones, which sample exactly)."""
@@ -383,7 +388,7 @@ def train(cfg: VAEConfig, log: Logger | None = None, data: vae_data.Data | None 
     estimator = build_estimator(cfg)
     optimizer = make_adam(model.parameters(), cfg.lr)
     stream = batches(train_x, cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
-    hard = cfg.estimator == "straight_through_gumbel"
+    hard = cfg.hard
     fixed = train_x[:cfg.grad_batch]  # the gradient statistics' batch, the same every time
     train_eval, test_eval = train_x[:cfg.eval_images], test_x[:cfg.eval_images]
 

@@ -287,7 +287,7 @@ def test_what_the_decoder_sees_while_training(name, one_hot):
     seen = []
     model.decoder.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].detach()))
     vae.negative_elbo(model, vae.build_estimator(cfg), binary_images(5, 6), tau=0.7,
-                      hard=name == "straight_through_gumbel")
+                      hard=cfg.hard)
     z = seen[0].unflatten(-1, (3, 4))
     is_one_hot = bool(((z == 0) | (z == 1)).all() and (z.sum(-1) == 1).all())
     assert is_one_hot == one_hot
@@ -312,7 +312,7 @@ def encoder_variance(latent: str, name: str, x: torch.Tensor) -> tuple[float, fl
     seed_everything(0)  # the same network for every estimator
     model = vae.build_model(cfg, x.shape[1])
     grads = vae.encoder_gradients(model, vae.build_estimator(cfg), x, 24, tau=1.0,
-                                  hard=name == "straight_through_gumbel")
+                                  hard=cfg.hard)
     stats = gradient_stats(name, grads)
     return stats.variance, stats.variance_se
 

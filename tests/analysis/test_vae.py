@@ -366,6 +366,31 @@ def test_mnist_without_torchvision_is_one_line(tmp_path, capsys, monkeypatch):
     assert code == 1 and "torchvision, which is not installed" in one_error_line(err)
 
 
+def test_mnist_is_read_through_torchvision_and_binarized_at_one_half(tmp_path, monkeypatch):
+    """torchvision is not installed here: a stand-in module with MNIST's interface (uint8
+    images in ``.data``) checks what load_mnist does with it."""
+    import types
+
+    calls = []
+
+    class MNIST:
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            n = 5 if train else 3
+            self.data = torch.arange(n * 28 * 28).reshape(n, 28, 28).remainder(256).to(
+                torch.uint8)
+
+    fake = types.ModuleType("torchvision")
+    fake.datasets = types.SimpleNamespace(MNIST=MNIST)
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    data = vae_data.load("mnist", tmp_path)
+    assert calls == [(str(tmp_path), True, True), (str(tmp_path), False, True)]
+    assert data.train.shape == (5, 784) and data.test.shape == (3, 784)
+    assert data.shape == (28, 28) and data.dim == 784
+    pixels = torch.arange(5 * 784).remainder(256).reshape(5, 784)
+    assert torch.equal(data.train, (pixels >= 128).float())  # 128/255 ≥ 0.5 > 127/255
+
+
 # -- training --------------------------------------------------------------------------------------
 SMALL = dict(steps=20, batch_size=20, hidden=16, log_every=5, eval_every=10, eval_samples=2,
              final_samples=4, iw_samples=8, grad_samples=4, grad_batch=10)

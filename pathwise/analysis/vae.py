@@ -347,7 +347,9 @@ def batches(data: torch.Tensor, size: int, generator: torch.Generator):
 
 @dataclass
 class Result:
-    """What a run found (``--json`` prints it). ELBOs and bounds in nats per image."""
+    """What a run found (``--json`` prints it). ELBOs and bounds in nats per image: the train
+    ELBO on the first ``eval_images`` training images, the test ELBO and bound on the whole
+    test set. ``seconds``: the whole run; ``train_seconds``: up to the last step."""
 
     train_elbo: float
     test_elbo: float
@@ -463,8 +465,8 @@ def config_dict(cfg: VAEConfig, run_dir: Path, wandb_mode: str, project: str) ->
         estimator["mc_samples"] = cfg.mc_samples
     if cfg.relaxed:
         estimator["temperature"] = {"start": cfg.tau, "min": cfg.tau_min, "rate": cfg.tau_rate}
-    taken = set(model) | {"estimator", "num_samples", "mc_samples", "tau", "tau_min",
-                          "tau_rate", "seed"}
+    taken = set(model) | {"classes", "estimator", "num_samples", "mc_samples", "tau",
+                          "tau_min", "tau_rate", "seed"}
     rest = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in taken}
     return {"env": cfg.env, "agent": {"name": "vae", **{k: getattr(cfg, k) for k in model}},
             "estimator": estimator, "seed": cfg.seed, **rest,

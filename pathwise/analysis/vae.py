@@ -1,5 +1,4 @@
-"""The seeds' own example: a variational autoencoder trained with each gradient estimator
-(``pathwise lab vae``).
+"""A variational autoencoder trained with each gradient estimator (``pathwise lab vae``).
 
 The estimators of ``pathwise.policies`` know nothing of RL; here they train the model that made
 the reparameterization trick famous. Binary images x, a latent z and
@@ -31,6 +30,12 @@ distribution: one-hot forward, relaxed gradient), ``straight_through``, ``gumbel
 draws ``num_samples`` latents per image per step, so they compare at an equal number of decoder
 evaluations. The relaxations' temperature follows Jang et al. (2017, §4.1):
 τ_t = max(τ_min, τ_0 · exp(−r·t)).
+
+Sizes (``VAEConfig``). One hidden layer of 128 ReLU units in the encoder and the decoder; an
+8-dimensional Gaussian latent; a categorical latent of 8 variables × 8 classes. Jang et al. use
+20 × 10 for 784-pixel MNIST; on the 64-pixel digits a trained posterior uses about 5 nats of
+KL, a third of the log 8^8 = 16.6 nats an 8 × 8 latent can carry, so a larger one adds work (a
+Gumbel-Rao step costs in proportion to k·n) and no capacity the data asks for.
 
 Measured (module functions, logged against ``global_step`` = gradient steps):
 * ``elbo``: the ELBO per image in nats, by Monte Carlo over ``samples`` exact draws of z with

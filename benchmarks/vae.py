@@ -92,12 +92,11 @@ def load() -> str:
     return ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
-def run_variant(variant: Variant, seed: int, runs: Path, overrides: dict) -> dict:
-    """One run (or the results.json of one finished earlier)."""
+def run_variant(variant: Variant, seed: int, runs: Path, overrides: dict) -> dict | None:
+    """One run; None when it finished earlier (its results.json is then read back)."""
     run_dir = runs / variant.key / f"s{seed}"
-    done = run_dir / "results.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    if (run_dir / "results.json").is_file():
+        return None
     if run_dir.exists():  # an interrupted run: start it again
         import shutil
 
@@ -107,7 +106,7 @@ def run_variant(variant: Variant, seed: int, runs: Path, overrides: dict) -> dic
     cpu = time.process_time()
     _, result = vae.run(cfg, run_dir, wandb_mode="disabled")
     row = {**result.to_dict(), "cpu_seconds": time.process_time() - cpu}
-    done.write_text(json.dumps(row, indent=2) + "\n")
+    (run_dir / "results.json").write_text(json.dumps(row, indent=2) + "\n")
     return row
 
 
@@ -150,7 +149,7 @@ def plot(variants: list[Variant], runs: Path, seeds: list[int], path: Path) -> N
     import matplotlib.pyplot as plt
 
     latents = list(dict.fromkeys(v.latent for v in variants))
-    fig, axes = plt.subplots(2, len(latents), figsize=(6.2 * len(latents), 7.6), dpi=110,
+    fig, axes = plt.subplots(2, len(latents), figsize=(6.2 * len(latents), 9.0), dpi=110,
                              squeeze=False)
     for col, latent in enumerate(latents):
         members = [v for v in variants if v.latent == latent]
@@ -178,9 +177,9 @@ def plot(variants: list[Variant], runs: Path, seeds: list[int], path: Path) -> N
         for ax in axes[:, col]:
             ax.set_xlabel("gradient steps")
             ax.grid(alpha=0.3)
-        axes[0, col].legend(fontsize="small", loc="lower right")
-        bottom = min((line.get_ydata().min() for line in axes[0, col].get_lines()), default=-30)
-        axes[0, col].set_ylim(max(bottom, -30), None)
+        # One legend per column, under it: nine curves leave no empty corner inside.
+        axes[1, col].legend(*axes[0, col].get_legend_handles_labels(), fontsize="small",
+                            loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -201,18 +200,24 @@ def main() -> int:
     variants = [v for v in VARIANTS if opts.only in (None, v.latent)]
     if opts.quick:
         runs = runs / "quick"
-    started, load_before = datetime.now(), load()
+    meta = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+            "date": datetime.now().isoformat(timespec="minutes"), "machine": machine(),
+            "load_before": load()}
     clock = time.perf_counter()
-    rows = {}
+    rows, ran = {}, 0
     for variant in variants:
         results = []
         for seed in seeds:
             row = run_variant(variant, seed, runs, overrides)
+            ran += row is not None
+            when = f"load {load()}"
+            if row is None:
+                row = json.loads((runs / variant.key / f"s{seed}" / "results.json").read_text())
+                when = "(an earlier run)"
             results.append(row)
             print(f"{variant.key:48s} s{seed}  test ELBO {row['test_elbo']:8.3f}  "
                   f"grad var {row['grad_variance']:9.4g}  {row['seconds']:6.1f}s "
-                  f"(cpu {row.get('cpu_seconds', float('nan')):.1f}s)  load {load()}",
-                  flush=True)
+                  f"(cpu {row.get('cpu_seconds', float('nan')):.1f}s)  {when}", flush=True)
         rows[variant.key] = {"label": variant.label, "latent": variant.latent,
                              "estimator": variant.estimator, "options": variant.options,
                              "runs": results, **{
@@ -220,27 +225,33 @@ def main() -> int:
                                  for metric in ("test_elbo", "train_elbo", "test_iw_bound",
                                                 "grad_variance", "seconds", "cpu_seconds")
                                  if all(r.get(metric) is not None for r in results)}}
-    elapsed = time.perf_counter() - clock
+    meta.update(load_after=load(), elapsed_seconds=time.perf_counter() - clock)
+    previous = out / "vae.json"
+    if not ran and previous.is_file():  # nothing new was run: keep when and where it was
+        old = json.loads(previous.read_text())
+        meta = {k: old.get(k, v) for k, v in meta.items()}
     figure = out / "vae.png"
     plot(variants, runs, seeds, figure)
     defaults = replace(vae.VAEConfig(), **overrides)
     (out / "vae.json").write_text(json.dumps({
-        "date": started.isoformat(timespec="minutes"), "machine": machine(),
-        "load_before": load_before, "load_after": load(), "elapsed_seconds": elapsed,
-        "seeds": seeds, "config": vars(defaults), "rows": rows}, indent=2) + "\n")
-    (out / "vae.md").write_text(report(rows, variants, defaults, seeds, started, load_before,
-                                       elapsed, figure.relative_to(out)), encoding="utf-8")
+        **meta, "seeds": seeds, "config": vars(defaults), "rows": rows}, indent=2) + "\n")
+    (out / "vae.md").write_text(report(rows, variants, defaults, seeds, meta,
+                                       figure.relative_to(out)), encoding="utf-8")
     print(f"wrote {out / 'vae.md'}, {out / 'vae.json'}, {figure}")
     return 0
 
 
-def report(rows, variants, cfg, seeds, started, load_before, elapsed, figure) -> str:
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+def report(rows, variants, cfg, seeds, meta, figure) -> str:
+    runs = [r for row in rows.values() for r in row["runs"] if r.get("cpu_seconds")]
+    ratio = (sum(r["seconds"] for r in runs) / sum(r["cpu_seconds"] for r in runs)
+             if runs else math.nan)
     lines = [
         "# VAEs trained with each estimator", "",
-        f"`{command}` on {started:%Y-%m-%d %H:%M}; {machine()}. Load average (1, 5, 15 min) "
-        f"{load_before} at the start, {load()} at the end; {elapsed / 60:.0f} min in all, one "
-        f"training at a time.", "",
+        f"`{meta['command']}` on {meta['date'].replace('T', ' ')}; {meta['machine']}. Load "
+        f"average (1, 5, 15 min) {meta['load_before']} at the start, {meta['load_after']} at "
+        f"the end, on {os.cpu_count()} cores shared with other work: the wall-clock seconds "
+        f"below are {ratio:.1f} times the CPU seconds. {meta['elapsed_seconds'] / 60:.0f} min "
+        f"in all, one training at a time.", "",
         f"scikit-learn's 8×8 digits binarized at 8/16 (1437 training, 360 test images); "
         f"encoder and decoder with one hidden layer of {cfg.hidden} ReLU units; Gaussian "
         f"latent of {cfg.latent_dim} dimensions, categorical latent of {cfg.latent_dim} "
@@ -268,9 +279,11 @@ def report(rows, variants, cfg, seeds, started, load_before, elapsed, figure) ->
     checks += [(f"categorical-{name}", "categorical-score")
                for name in ("pathwise", "straight_through_gumbel", "straight_through",
                             "gumbel_rao", "reinmax")]
-    checks += [("categorical-pathwise-num_samples1", "categorical-score-num_samples1"),
+    checks += [("categorical-reinmax-tau1.0-tau_min1.0", "categorical-score"),
+               ("categorical-pathwise-num_samples1", "categorical-score-num_samples1"),
                ("categorical-gumbel_rao", "categorical-straight_through_gumbel"),
-               ("categorical-reinmax", "categorical-straight_through")]
+               ("categorical-reinmax", "categorical-straight_through"),
+               ("categorical-reinmax-tau1.0-tau_min1.0", "categorical-straight_through_gumbel")]
     present = [(a, b) for a, b in checks if a in rows and b in rows]
     if present:
         lines += ["", "## The orderings the papers lead one to expect (test ELBO)", ""]

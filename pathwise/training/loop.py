@@ -54,7 +54,12 @@ from pathwise.training.run_dir import (
     make_run_dir,
     truncate_metrics,
 )
-from pathwise.training.runtime import keep_freed_memory, resolve_device, seed_everything
+from pathwise.training.runtime import (
+    auto_threads,
+    keep_freed_memory,
+    resolve_device,
+    seed_everything,
+)
 from pathwise.training.tracking import JsonlWriter, check_wandb_mode, open_wandb_run
 
 RECENT_EPISODES = 10  # episodes the progress display's return averages over
@@ -89,8 +94,7 @@ def train(config, progress=None) -> TrainResult:
         raise ConfigError(CUDAGRAPHS_ON_CPU)
     check_wandb_mode(cfg.wandb.mode)
     run_dir, checkpoint = find_run_dir(cfg)
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
+    torch.set_num_threads(cfg.torch_threads or auto_threads())
     keep_freed_memory()
     seed_everything(cfg.seed)
     envs = make_vec_env(cfg.env, cfg.num_envs, cfg.seed, device)

@@ -275,6 +275,10 @@ class Run:
         one line what failed and how to go on."""
         what = one_line(err, 200) if isinstance(err, PathwiseError) \
             else f"{type(err).__name__}: {one_line(err, 200)}"
+        if self.global_step == (self.saved_step or 0):  # nothing new to save
+            kept = ("nothing was trained yet" if not self.global_step else
+                    f"checkpoints/last.pt of step {self.global_step} is kept")
+            return TrainingError(f"training stopped at step {self.global_step}: {what}; {kept}")
         try:
             self.save_checkpoint(envs="if-possible")  # the envs may be what failed
             self.save_policy()

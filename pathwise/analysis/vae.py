@@ -52,7 +52,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -67,7 +67,7 @@ from pathwise.errors import ConfigError, TrainingError
 from pathwise.policies.distributions import GumbelSoftmax
 from pathwise.policies.estimators import get_estimator
 from pathwise.policies.networks import mlp
-from pathwise.training.runtime import resolve_device, seed_everything
+from pathwise.training.runtime import auto_threads, resolve_device, seed_everything
 
 LATENTS = ("gaussian", "categorical")
 # Estimator names per latent. ``straight_through_gumbel`` is ``pathwise`` on a hard
@@ -110,7 +110,9 @@ class VAEConfig:
     grad_samples: int = 16  # independent estimates for the encoder-gradient statistics
     grad_batch: int = 100  # the fixed training images they are measured on
     device: str = "cpu"
-    threads: int = 1
+    # Tensors of a few thousand numbers: a second thread costs more in synchronisation than
+    # it saves, and on a shared machine much more. 0: the idle cores (as ``pathwise train``).
+    torch_threads: int = 1
 
     @property
     def env(self) -> str:
@@ -141,9 +143,12 @@ def check_config(cfg: VAEConfig) -> None:
         raise ConfigError(f"--data {cfg.data}: choose from {', '.join(vae_data.DATASETS)}")
     for name in ("steps", "batch_size", "hidden", "latent_dim", "num_samples", "mc_samples",
                  "log_every", "eval_every", "eval_samples", "eval_images", "final_samples",
-                 "iw_samples", "grad_batch", "threads"):
+                 "iw_samples", "grad_batch"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.torch_threads < 0:
+        raise ConfigError(f"torch_threads must be >= 0 (0: the idle cores), got "
+                          f"{cfg.torch_threads}")
     if cfg.classes < 2:
         raise ConfigError(f"classes must be >= 2, got {cfg.classes}")
     if cfg.grad_samples < 2:
@@ -384,7 +389,7 @@ def train(cfg: VAEConfig, log: Logger | None = None, data: vae_data.Data | None 
     log = log or (lambda record: None)
     start = time.perf_counter()
     device = resolve_device(cfg.device, "--device ")
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.torch_threads or auto_threads())
     data = data or vae_data.load(cfg.data, cfg.data_dir)
     train_x, test_x = data.train.to(device), data.test.to(device)
     if len(train_x) < cfg.batch_size:
@@ -505,6 +510,7 @@ def run(cfg: VAEConfig, run_dir: str | Path | None = None, wandb_mode: str = "of
     check_config(cfg)
     check_wandb_mode(wandb_mode, "--wandb ")
     resolve_device(cfg.device, "--device ")  # a device this machine lacks: before any mkdir
+    cfg = replace(cfg, torch_threads=cfg.torch_threads or auto_threads())  # decided once
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ConfigError(f"{run_dir} already exists and is not empty; choose another "

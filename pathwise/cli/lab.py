@@ -123,8 +123,9 @@ def vae_parser() -> argparse.ArgumentParser:
                                            "measurement (default %(default)s)")
     measure.add_argument("--device", default=d.device, help="cpu, cuda, auto (default cpu: "
                          "the models are small)")
-    measure.add_argument("--threads", type=positive_int, default=d.threads, metavar="N",
-                         help="torch CPU threads (default %(default)s)")
+    measure.add_argument("--torch-threads", type=int, default=d.torch_threads, metavar="N",
+                         help="torch CPU threads; 0: the idle cores (default %(default)s: "
+                              "the tensors are small)")
     return p
 
 
@@ -139,7 +140,7 @@ def vae_main(args: list[str]) -> int:
         num_samples=opts.samples, mc_samples=opts.mc_samples, tau=opts.tau,
         tau_min=opts.tau_min, tau_rate=opts.tau_rate, eval_every=opts.eval_every,
         iw_samples=opts.iw_samples, grad_samples=opts.grad_samples, device=opts.device,
-        threads=opts.threads)
+        torch_threads=opts.torch_threads)
     run_dir, result = vae.run(cfg, opts.out, wandb_mode=opts.wandb)
     summary = {"latent": cfg.latent, "estimator": cfg.estimator, "data": cfg.data,
                "seed": cfg.seed, **result.to_dict(), "run_dir": str(run_dir)}

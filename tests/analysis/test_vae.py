@@ -441,16 +441,17 @@ FAST = ["--wandb", "disabled", "--iw-samples", "50", "--grad-samples", "4", "--h
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    """A pathwise and a score run on the Gaussian latent, through the CLI, with --json."""
+    """Two seeds of pathwise and one of score on the Gaussian latent, through the CLI."""
     root = tmp_path_factory.mktemp("vae")
     results = {}
-    for name, steps in (("pathwise", 300), ("score", 100)):
+    for name, seed, steps in (("pathwise", 0, 300), ("pathwise", 1, 300), ("score", 0, 100)):
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):  # a module fixture has no capsys
-            code = main(["lab", "vae", "--estimator", name, "--steps", str(steps),
-                         "--eval-every", "50", "--out", str(root / name), "--json", *FAST])
+            code = main(["lab", "vae", "--estimator", name, "--seed", str(seed), "--steps",
+                         str(steps), "--eval-every", "50", "--out", str(root / f"{name}{seed}"),
+                         "--json", *FAST])
         assert code == 0
-        results[name] = json.loads(stdout.getvalue())
+        results[f"{name}{seed}"] = json.loads(stdout.getvalue())
     return root, results
 
 
@@ -458,22 +459,23 @@ def test_json_result_and_the_run_directory(two_runs):
     from omegaconf import OmegaConf
 
     root, results = two_runs
-    r = results["pathwise"]
+    r = results["pathwise0"]
     for key in ("train_elbo", "test_elbo", "test_elbo_se", "test_iw_bound",
                 "test_iw_bound_se", "steps", "seconds", "grad_variance", "grad_variance_se",
                 "grad_snr", "run_dir"):
         assert key in r
-    assert r["steps"] == 300 and r["seconds"] > 0 and r["run_dir"] == str(root / "pathwise")
+    assert r["steps"] == 300 and r["seconds"] > 0 and r["run_dir"] == str(root / "pathwise0")
     # 300 steps take the test ELBO from about 64·log(1/2) = −44.4 (an untrained decoder) to
     # −24.7 (32 hidden units).
     assert r["test_elbo"] > -27.0 and 0 < r["test_elbo_se"] < 0.1
     assert r["test_iw_bound"] > r["test_elbo"]  # L_50 above L_1
-    run = root / "pathwise"
+    run = root / "pathwise0"
     assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.jsonl", "results.json"}
     cfg = OmegaConf.load(run / "config.yaml")
     assert (cfg.env, cfg.agent.name, cfg.estimator.name, cfg.seed) == \
         ("vae-gaussian-digits", "vae", "pathwise", 0)
     assert cfg.estimator.num_samples == 4 and cfg.steps == 300 and cfg.wandb.mode == "disabled"
+    assert cfg.torch_threads == 1 and "classes" not in cfg
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all({"global_step", "time"} <= set(r) for r in records)
     curve = [(r["global_step"], r["eval/test_elbo"]) for r in records if "eval/test_elbo" in r]
@@ -488,8 +490,10 @@ def test_compare_groups_vae_runs_by_estimator(two_runs, tmp_path, capsys):
                            "--out", tmp_path / "cmp")
     assert code == 0
     rows = json.loads(out)
-    assert sorted((r["env"], r["agent"], r["estimator"]) for r in rows) == [
-        ("vae-gaussian-digits", "vae", "pathwise"), ("vae-gaussian-digits", "vae", "score")]
+    assert sorted((r["env"], r["agent"], r["estimator"], r["seeds"]) for r in rows) == [
+        ("vae-gaussian-digits", "vae", "pathwise", [0, 1]),  # two seeds of one setting
+        ("vae-gaussian-digits", "vae", "score", [0])]
+    assert all(r["variant"] == "" for r in rows)
     code, out, _ = run_cli(capsys, "compare", root, "--metric", "grad/*/variance", "--json",
                            "--out", tmp_path / "cmp2")
     assert code == 0

@@ -439,7 +439,7 @@ def train(cfg: VAEConfig, log: Logger | None = None, data: vae_data.Data | None 
             now = time.perf_counter()
             record = {"losses/neg_elbo": neg_elbo, "losses/kl": mean_kl,
                       "losses/reconstruction": neg_elbo - mean_kl,
-                      "charts/steps_per_second": count / (now - clock)}
+                      "charts/sps": count / (now - clock)}
             if cfg.relaxed:
                 record["charts/temperature"] = tau
             log({"global_step": step, "time": now - start, **record})
@@ -499,7 +499,16 @@ def default_run_dir(cfg: VAEConfig) -> Path:
 def run(cfg: VAEConfig, run_dir: str | Path | None = None, wandb_mode: str = "offline",
         project: str = "pathwise") -> tuple[Path, Result]:
     """One ``lab vae`` run in its own run directory: config.yaml, metrics.jsonl, results.json
-    and (unless disabled) a wandb run, group ``vae-<latent>``, job_type the estimator."""
+    and (unless disabled) a wandb run, group ``vae-<latent>``, job_type the estimator.
+
+    metrics.jsonl, against ``global_step`` (gradient steps), every ``log_every`` steps:
+    ``losses/neg_elbo`` (the training surrogate's value: the relaxed model's −ELBO for
+    Gumbel-softmax), ``losses/kl``, ``losses/reconstruction``, ``charts/sps`` and, for the
+    relaxations, ``charts/temperature``; every ``eval_every`` steps and at the end:
+    ``eval/train_elbo``, ``eval/test_elbo``, ``eval/test_elbo_se`` and the encoder-gradient
+    statistics ``grad/<estimator>/variance``, ``.../variance_se``, ``.../snr_median``, ...;
+    at the end also ``eval/test_iw_bound`` and ``eval/test_iw_bound_se``.
+    """
     import json
 
     from omegaconf import OmegaConf

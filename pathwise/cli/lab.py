@@ -151,12 +151,14 @@ def vae_main(args: list[str]) -> int:
     out = console()
     out.print(f"[bold]pathwise lab vae[/bold]: {cfg.latent} latent, {cfg.estimator}, "
               f"{cfg.data}, {r.steps} steps in {r.seconds:.1f}s", highlight=False)
-    out.print(f"  test ELBO   {r.test_elbo:8.3f} ± {r.test_elbo_se:.3f} nats/image "
+    out.print(f"  test ELBO   {r.test_elbo:8.3f} ± {r.test_elbo_se:.2g} nats/image "
               f"(importance-weighted bound, K={r.iw_samples}: {r.test_iw_bound:.3f} ± "
-              f"{r.test_iw_bound_se:.3f})", highlight=False)
+              f"{r.test_iw_bound_se:.2g})", highlight=False)
     out.print(f"  train ELBO  {r.train_elbo:8.3f}", highlight=False)
     snr = "-" if r.grad_snr is None else f"{r.grad_snr:.3g}"
     out.print(f"  encoder-gradient variance {r.grad_variance:.4g} ± {r.grad_variance_se:.2g} "
               f"({cfg.grad_samples} estimates), median SNR {snr}", highlight=False)
     out.print(f"  {run_dir}", highlight=False)
+    out.print(f"  seeds and estimators side by side: {PROG} compare {run_dir.parent.parent} "
+              f"--metric eval/test_elbo", highlight=False)
     return 0

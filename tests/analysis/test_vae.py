@@ -544,9 +544,13 @@ def test_default_run_dir_and_wandb_group(tmp_path, monkeypatch, capsys, digits):
     monkeypatch.chdir(tmp_path)
     args = ["lab", "vae", "--latent", "categorical", "--estimator", "reinmax", "--steps", "10",
             "--iw-samples", "4", "--grad-samples", "2", "--seed", "3"]
-    assert run_cli(capsys, *args)[0] == 0
-    assert run_cli(capsys, *args)[0] == 0  # the same second, most likely: a -2 suffix
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0
+    assert run_cli(capsys, *args)[0] == 0  # never the first one's directory
     dirs = sorted((tmp_path / "runs" / "vae-categorical" / "reinmax").iterdir())
+    assert "test ELBO" in out and "encoder-gradient variance" in out
+    assert f"{dirs[0]}".endswith(out.split("\n")[4].strip())  # the summary names the run dir
+    assert "pathwise compare runs/vae-categorical --metric eval/test_elbo" in out
     assert len(dirs) == 2 and all(d.name.startswith("s3-") for d in dirs)
     assert opened[0]["mode"] == "offline"
     assert (opened[0]["group"], opened[0]["job_type"]) == ("vae-categorical", "reinmax")

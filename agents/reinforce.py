@@ -86,6 +86,11 @@ class ReinforceConfig:
             problems.append(f"agent.hidden_sizes must be positive, got {list(self.hidden_sizes)}")
         return problems
 
+    def first_update(self) -> tuple[str, int]:
+        """The setting, and its value in env steps, before which no update can run (the first
+        batch needs at least this many steps of completed episodes)."""
+        return "batch_steps", self.batch_steps
+
 
 class Reinforce:
     """REINFORCE agent: policy, optional value baseline, episode storage, and the update.

@@ -121,6 +121,10 @@ class SACConfig:
                             f"got {self.target_entropy_scale}")
         return problems
 
+    def first_update(self) -> tuple[str, int]:
+        """The setting, and its value in env steps, before which no update runs."""
+        return "learning_starts", self.learning_starts
+
     def space_problems(self, discrete: bool, action_dim: int) -> list[str]:
         """Settings that do not fit the env's action space, one line each.
 

@@ -76,7 +76,7 @@ def _check_env_id(env_id: object) -> None:
         raise EnvError(f"unknown env id {env_id!r}; did you mean: {', '.join(close)}?")
     raise EnvError(
         f"unknown env id {env_id!r}; list the registered ids with "
-        "`python -c 'import envs, gymnasium; gymnasium.pprint_registry()'`"
+        "`python -c 'import pathwise.envs, gymnasium; gymnasium.pprint_registry()'`"
     )
 
 
@@ -166,7 +166,9 @@ def make_env(
     policy's [-1, 1] action with `scale_action(a, env.action_space.low, env.action_space.high)`.
     """
     _check_env_id(env_id)
-    env = _gym_make(env_id, render_mode=render_mode, **kwargs)
+    if render_mode is not None:  # only then: an env whose __init__ takes no render_mode is legal
+        kwargs["render_mode"] = render_mode
+    env = _gym_make(env_id, **kwargs)
     try:
         check_spaces(env.observation_space, env.action_space)
     except EnvError:

@@ -3,7 +3,8 @@
 The public API is imported on first use (PEP 562), so that ``pathwise --help`` and light
 submodules do not pay for importing torch:
 
-    from pathwise import SAC, Reinforce, train, load_policy
+    from pathwise import SAC, Reinforce       # Stable-Baselines3's shape (pathwise.api)
+    from pathwise import train, load_policy   # a config in, a run dir out; a saved policy
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.2.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pathwise.agents.reinforce import Reinforce
-    from pathwise.agents.sac import SAC
+    from pathwise.api import SAC, Reinforce
     from pathwise.policies.estimators import get_estimator
     from pathwise.training.checkpoint import load_policy
     from pathwise.training.loop import train
@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["SAC", "Reinforce", "train", "load_policy", "get_estimator", "__version__"]
 
 _LAZY = {
-    "SAC": "pathwise.agents.sac",
-    "Reinforce": "pathwise.agents.reinforce",
+    "SAC": "pathwise.api",
+    "Reinforce": "pathwise.api",
     "train": "pathwise.training.loop",
     "load_policy": "pathwise.training.checkpoint",
     "get_estimator": "pathwise.policies.estimators",

@@ -55,9 +55,8 @@ shape (K, N)); one backward gives each copy's ∂surrogate/∂φ, since copy k's
 on copy k alone; then ∂φ/∂θ is applied to the K cotangents in one batched vector-Jacobian
 product (``is_grads_batched``, i.e. ``torch.func.vmap``). The actor runs forward once, the
 cost sees K·M·N actions in a few large calls (chunks of ``CHUNK_ACTIONS`` for a critic
-network). Measured on one CPU thread, K = 16, M = 4: Box, 256×256 networks, N = 64: 75 ms
-against 118 ms for 16 separate backward passes (N = 256: 0.29 s against 0.36 s; the critic's
-own work on K·M·N actions is the floor); Discrete, 64×64, N = 256: 8 ms against 24 ms.
+network): one batched pass costs less than K separate backward passes, down to the critic's
+own work on K·M·N actions.
 
 REINFORCE has no critic, so there is no per-state cost to estimate the gradient of, and
 ``exact`` does not apply. Its diagnostics draw a batch of fresh episodes in an env of their
@@ -245,10 +244,8 @@ def flat_grad(outputs, inputs: Sequence[torch.Tensor], grad_outputs=None,
         .reshape(lead + (-1,)) for g, p in zip(grads, inputs)], -1)
 
 
-# Actions per chunk of copies when the cost is a network (Box SAC's critic): one call on more
-# rows than this gets slower, not faster, on a CPU once the activations leave the cache
-# (measured, 16 copies × 4 draws × 256 states through a 256×256 critic: 0.70 s in one call,
-# 0.29 s in chunks of 2048 actions, 0.36 s as 16 separate backward passes).
+# Actions per chunk of copies when the cost is a network (Box SAC's critic): on a CPU, one call
+# on many more rows than this gets slower, not faster, once the activations leave the cache.
 CHUNK_ACTIONS = 2048
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from pathwise.cli.common import PROG, Parser, console, positive_int
@@ -39,13 +40,23 @@ def eval_parser() -> Parser:
 
 def resolve_target(target: str) -> tuple[Path, Path | None]:
     """``(policy file, run dir or None)`` of an eval target."""
+    from pathwise.training.run_dir import lock_holder
+
     path = Path(target)
     if path.is_dir():
         policy = path / "policy.pt"
+        holder = lock_holder(path)
+        training = f"{path} is still training (pid {holder})" if holder else None
         if not policy.is_file():
+            if training:
+                raise UsageError(f"{training}: its policy.pt is written when it ends; "
+                                 f"evaluate {path / 'checkpoints' / 'best.pt'} meanwhile")
             hint = (f"; the run was not finished: {PROG} train resume={path}"
                     if (path / "checkpoints" / "last.pt").is_file() else "")
             raise UsageError(f"{path}: no policy.pt in this directory{hint}")
+        if training:
+            print(f"{PROG} eval: note: {training}; evaluating the policy.pt it saved earlier",
+                  file=sys.stderr)
         return policy, path
     if path.is_file():
         # policy.pt sits in its run dir; checkpoints/best.pt one level down.

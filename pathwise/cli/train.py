@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from pathwise.cli.common import PROG, console, duration
-from pathwise.cli.progress import ProgressBar
+from pathwise.cli.progress import Progress
 from pathwise.errors import UsageError
 
 TRAIN_USAGE = f"usage: {PROG} train [-m] [--print-config] [--no-progress] [OVERRIDE ...]"
@@ -87,24 +87,28 @@ def main(args: list[str]) -> int:
 
 
 def run_training(cfg, preset: str | None, progress: bool = True) -> int:
-    """Train one composed config with a progress bar; print the summary table."""
+    """Train one composed config, showing progress (``progress=False``: the header only);
+    print the summary table."""
     from pathwise.training.config import as_train_config
     from pathwise.training.loop import train
     from pathwise.training.run_dir import default_run_dir
-    from pathwise.training.runtime import resolve_device
+    from pathwise.training.runtime import auto_threads, resolve_device
 
     tc = as_train_config(cfg)
     if not tc.run_dir and not tc.resume:
         tc.run_dir = str(default_run_dir(tc))
     run_dir = tc.resume or tc.run_dir
     device = resolve_device(tc.device)
+    if not tc.torch_threads:
+        tc.torch_threads = auto_threads()  # decided once, and recorded in config.yaml
     what = f"{tc.agent.name}-{tc.estimator.name} on {tc.env}"
     detail = f"preset {preset}" if preset else ("resumed" if tc.resume else "no preset")
     header = (f"{PROG} train: {what} ({detail}), {tc.total_steps:,} steps, seed {tc.seed}, "
-              f"{device}, wandb {tc.wandb.mode} -> {run_dir}")
+              f"{device}, {tc.torch_threads} torch thread{'s' * (tc.torch_threads > 1)}, "
+              f"wandb {tc.wandb.mode} -> {run_dir}")
     started = time.perf_counter()
-    with ProgressBar(tc.total_steps, what, header, enabled=progress) as bar:
-        result = train(tc, progress=bar)
+    with Progress(tc.total_steps, what, header, enabled=progress) as report:
+        result = train(tc, progress=report)
     print_train_summary(tc, result, time.perf_counter() - started)
     return 130 if result.interrupted else 0
 
@@ -124,8 +128,9 @@ def print_train_summary(tc, result, seconds: float) -> None:
                            f"{duration(seconds)}")
     if result.final_eval is not None:
         e = result.final_eval
-        table.add_row("final eval", f"{e.return_mean:.2f} ± {e.return_std:.2f} "
-                                    f"(mean ± std of {e.episodes} deterministic episodes)")
+        label = f"last eval (step {result.eval_step:,})" if result.interrupted else "final eval"
+        table.add_row(label, f"{e.return_mean:.2f} ± {e.return_std:.2f} (mean ± std of "
+                             f"{e.episodes} deterministic episodes)")
     table.add_row("policy", str(Path(result.run_dir) / "policy.pt"))
     if result.wandb_dir is not None:
         hint = f"wandb sync {result.wandb_dir}" if tc.wandb.mode == "offline" else "synced"

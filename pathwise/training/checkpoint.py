@@ -15,7 +15,7 @@ import dataclasses
 import os
 import pickle
 import random
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +27,26 @@ from pathwise.policies.policy import Policy
 CHECKPOINT_FORMAT = "pathwise-checkpoint"
 POLICY_FORMAT = "pathwise-policy"
 FORMAT_VERSION = 1
+# (format found, format wanted) → which file to use instead.
+WHICH_FILE = {
+    (CHECKPOINT_FORMAT, POLICY_FORMAT): " but a training checkpoint; a policy is the run's "
+                                        "policy.pt or checkpoints/best.pt",
+    (POLICY_FORMAT, CHECKPOINT_FORMAT): " but a saved policy; use the run directory or its "
+                                        "checkpoints/last.pt",
+}
 
 
 def atomic_save(obj, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same directory, then rename over ``path``.
 
     A crash mid-write leaves the previous file intact: ``os.replace`` is atomic on POSIX
-    when source and target are on the same filesystem.
+    when source and target are on the same filesystem. The file is created with mode 0o666
+    less the umask, as ``open`` would (``tempfile.mkstemp`` would make it owner-only).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -68,7 +77,9 @@ def safe_load(path: str | Path, expected_format: str, map_location="cpu") -> dic
             else "not readable as a torch.save file"
         raise CheckpointError(f"{path}: corrupt or truncated file ({reason})") from None
     if not isinstance(obj, dict) or obj.get("format") != expected_format:
-        raise CheckpointError(f"{path}: not a {expected_format} file")
+        found = obj.get("format") if isinstance(obj, dict) else None
+        raise CheckpointError(f"{path}: not a {expected_format} file" + WHICH_FILE.get(
+            (found, expected_format), ""))
     if obj.get("version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: format version {obj.get('version')} is not supported "

@@ -214,6 +214,20 @@ def known_keys() -> list[str]:
     return [name for _, rows in field_rows() for name, _, _ in rows]
 
 
+def suggest(name: str) -> str | None:
+    """The valid key a misspelt or unqualified one most likely means: ``lr`` → ``agent.lr``
+    (a field's own name, the habit from SB3 and CleanRL), ``agent.lrr`` → ``agent.lr``."""
+    keys = known_keys()
+    leaves = {}
+    for key in sorted(keys, key=len):  # the shortest key of each leaf name: agent.* first
+        leaves.setdefault(key.rpartition(".")[2], key)
+    if name in leaves:
+        return leaves[name]
+    close = difflib.get_close_matches(name, keys, n=1, cutoff=0.6) or [
+        leaves[leaf] for leaf in difflib.get_close_matches(name, list(leaves), n=1, cutoff=0.6)]
+    return close[0] if close else None
+
+
 # -- errors ---------------------------------------------------------------------------------
 _OPTIONS = re.compile(r"Available options in '[^']+':((?:\s+\S+)+?)\s*(?:Config search path|$)")
 _CONVERTED = re.compile(r"Value '([^']*)' of type '\w+' could not be converted to (\w+)")
@@ -260,9 +274,8 @@ def explain(err: BaseException) -> str:
     unknown = re.search(r"Could not override '([^']+)'", text)
     if unknown or re.search(r"Key '[^']+' (not in|is not in struct)", reason):
         name = key or (unknown.group(1) if unknown else "?")
-        hint = difflib.get_close_matches(name, known_keys(), n=1, cutoff=0.6)
-        return f"unknown key {name!r}" + (f"; did you mean {hint[0]}?" if hint else
-                                          "; see pathwise train --help for the valid keys")
+        return f"unknown key {name!r}" + (f"; did you mean {hint}?" if (hint := suggest(name))
+                                          else "; see pathwise train --help for the valid keys")
 
     if any(marker in text for marker in _PARSE_ERRORS):
         lines = [line for line in text.splitlines() if line.strip()]

@@ -113,10 +113,8 @@ class TrainConfig:
     eval_episodes: int = param(10, "episodes per evaluation")
     checkpoint_every: int = param(10_000, "env steps between checkpoints (0: at the end only)")
     log_every: int = param(1000, "env steps between logged training losses")
-    # One thread by default: the networks are small MLPs, which gain little from more threads
-    # on a CPU and lose a lot when the cores are shared (README, Speed).
-    torch_threads: int = param(1, "torch intra-op threads (0: torch's default); in a sweep (-m), "
-                                  "at most the job's share of the cores, which 0 takes whole")
+    torch_threads: int = param(0, "torch intra-op threads; 0: the cores the load average says "
+                                  "are idle, at least 1 (a sweep's jobs share the cores out)")
     compile: bool = param(False, "wrap the agent's update (its loss functions, forward and "
                                  "backward) in torch.compile; CPU or CUDA")
     compile_mode: str = param("default", "torch.compile mode: default | reduce-overhead | "
@@ -196,4 +194,13 @@ def validate(cfg: TrainConfig) -> list[str]:
                         f"got {cfg.compile_mode!r}")
     if cfg.cudagraphs and cfg.device == "cpu":
         problems.append(CUDAGRAPHS_ON_CPU)
+    if cfg.seed < 0:
+        problems.append(f"seed must be >= 0, got {cfg.seed}")
+    first_update = getattr(cfg.agent, "first_update", None)
+    if first_update is not None:  # a run that would end before its first gradient update
+        key, steps = first_update()
+        if cfg.total_steps <= steps:
+            problems.append(f"total_steps={cfg.total_steps} is not past agent.{key}={steps}: "
+                            f"no gradient update would run; raise total_steps or lower "
+                            f"agent.{key}")
     return problems + cfg.diagnostics.validate() + cfg.agent.validate()

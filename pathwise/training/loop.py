@@ -22,6 +22,7 @@ import signal
 import threading
 import time
 import warnings
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,13 +48,21 @@ from pathwise.training.config import (
 from pathwise.training.evaluation import EvalResult, evaluate
 from pathwise.training.registry import build_agent
 from pathwise.training.run_dir import (
+    RunLock,
     atomic_write_text,
     find_run_dir,
     make_run_dir,
     truncate_metrics,
 )
-from pathwise.training.runtime import keep_freed_memory, resolve_device, seed_everything
+from pathwise.training.runtime import (
+    auto_threads,
+    keep_freed_memory,
+    resolve_device,
+    seed_everything,
+)
 from pathwise.training.tracking import JsonlWriter, check_wandb_mode, open_wandb_run
+
+RECENT_EPISODES = 10  # episodes the progress display's return averages over
 
 
 @dataclass
@@ -63,14 +72,21 @@ class TrainResult:
     final_eval: EvalResult | None
     interrupted: bool = False  # stopped by Ctrl-C; checkpoints/last.pt holds where it stopped
     wandb_dir: Path | None = None  # the wandb run's files, when wandb was on
+    eval_step: int | None = None  # the step final_eval was made at
 
 
 def train(config, progress=None) -> TrainResult:
     """Train one agent as ``config`` says; return where the run went and its final evaluation.
 
-    ``config``: a ``TrainConfig``, a DictConfig or a plain dict. ``progress(global_step,
-    info)`` is called after every vector step when given. ``config.resume = <run dir>``
+    ``config``: a ``TrainConfig``, a DictConfig or a plain dict. ``config.resume = <run dir>``
     continues that run from its ``checkpoints/last.pt``.
+
+    ``progress(global_step, info)``, when given, hears of the run as it goes: ``info["event"]``
+    is ``"step"`` after every vector step, ``"log"`` at each log interval (with ``sps``) and
+    ``"eval"`` after each evaluation (``return_mean``, ``return_std``, ``episodes``, ``best``);
+    every event carries ``recent_return``, the mean return of the last 10 episodes (with torch
+    envs: of the last 10 log intervals' episodes). Returning False from a ``"step"`` event
+    stops the run as Ctrl-C does (a checkpoint is saved, the run can be resumed).
     """
     cfg = as_train_config(config)
     device = resolve_device(cfg.device)
@@ -78,18 +94,19 @@ def train(config, progress=None) -> TrainResult:
         raise ConfigError(CUDAGRAPHS_ON_CPU)
     check_wandb_mode(cfg.wandb.mode)
     run_dir, checkpoint = find_run_dir(cfg)
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
+    torch.set_num_threads(cfg.torch_threads or auto_threads())
     keep_freed_memory()
     seed_everything(cfg.seed)
     envs = make_vec_env(cfg.env, cfg.num_envs, cfg.seed, device)
     try:
         agent = build_agent(cfg, envs, device)
         make_run_dir(run_dir)
-        run = Run(cfg, agent, envs, run_dir, progress)
-        obs = run.resume(checkpoint) if checkpoint is not None else None
-        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-        return run.train(obs)
+        with RunLock(run_dir):  # one writer per run dir
+            run = Run(cfg, agent, envs, run_dir, progress)
+            obs = run.resume(checkpoint) if checkpoint is not None else None
+            atomic_write_text(run_dir / "config.yaml",
+                              OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+            return run.train(obs)
     finally:
         envs.close()
 
@@ -115,7 +132,7 @@ class Run:
         self.wandb_id: str | None = None
         self.wandb = None
         self.last_metrics: dict | None = None  # the latest update's, until the next one
-        self.last_return = math.nan
+        self.recent_returns: deque[float] = deque(maxlen=RECENT_EPISODES)
         self.best: dict | None = None  # {"return", "step", "policy"} of checkpoints/best.pt
         self.clean_step = 0  # nan_policy: the last step at which every value checked finite
         self.saved_step: int | None = None  # of checkpoints/last.pt
@@ -204,8 +221,8 @@ class Run:
                         self.evaluate_and_keep_best()
                     if self.due(cfg.checkpoint_every):
                         self.save_checkpoint()
-                    if self.progress is not None:
-                        self.progress(self.global_step, {"episodic_return": self.last_return})
+                    if self.report("step") is False:
+                        stop.requested = True
                 interrupted = stop.requested and self.global_step < cfg.total_steps
             self.finish(interrupted)
             exit_code = 0
@@ -219,7 +236,7 @@ class Run:
             if self.wandb is not None:
                 self.wandb.finish(exit_code)
         return TrainResult(self.run_dir, self.global_step, self.final_eval, interrupted,
-                           self.wandb.dir if self.wandb is not None else None)
+                           self.wandb.dir if self.wandb is not None else None, self.eval_step)
 
     def due(self, every: int) -> bool:
         """Did the last iteration's env steps pass a multiple of ``every``?"""
@@ -264,6 +281,10 @@ class Run:
         one line what failed and how to go on."""
         what = one_line(err, 200) if isinstance(err, PathwiseError) \
             else f"{type(err).__name__}: {one_line(err, 200)}"
+        if self.global_step == (self.saved_step or 0):  # nothing new to save
+            kept = ("nothing was trained yet" if not self.global_step else
+                    f"checkpoints/last.pt of step {self.global_step} is kept")
+            return TrainingError(f"training stopped at step {self.global_step}: {what}; {kept}")
         try:
             self.save_checkpoint(envs="if-possible")  # the envs may be what failed
             self.save_policy()
@@ -277,6 +298,15 @@ class Run:
         return TrainingError(f"training stopped at step {self.global_step}: {what}; {kept}")
 
     # -- the named steps ----------------------------------------------------------------------
+    def report(self, event: str, **data):
+        """Tell ``progress`` (the CLI's progress display, a Python callback) what happened."""
+        if self.progress is None:
+            return None
+        recent = (sum(self.recent_returns) / len(self.recent_returns)
+                  if self.recent_returns else math.nan)
+        return self.progress(self.global_step, {"event": event, "recent_return": recent,
+                                                **data})
+
     def open_wandb(self):
         """The run's wandb run: project ``wandb.project``, group the env, job_type
         ``<agent>-<estimator>``; a resumed run continues its own (id kept in last.pt)."""
@@ -298,7 +328,7 @@ class Run:
 
     def log_episodes(self, result) -> None:
         for ret, length in zip(result.episode_returns, result.episode_lengths):
-            self.last_return = ret
+            self.recent_returns.append(ret)
             self.log({"charts/episodic_return": ret, "charts/episodic_length": length})
 
     def log_training(self) -> None:
@@ -307,7 +337,7 @@ class Run:
         if not self.episodes_on_host:
             count, mean_return, mean_length = self.envs.pop_episodes()
             if count:
-                self.last_return = mean_return
+                self.recent_returns.append(mean_return)
                 self.log({"charts/episodic_return": mean_return,
                           "charts/episodic_length": mean_length, "charts/episodes": count})
         now = time.perf_counter()
@@ -318,6 +348,7 @@ class Run:
         record.update(values)
         self.log(record)
         self.check_finite(values)
+        self.report("log", sps=record["charts/sps"])
 
     def measure_gradients(self) -> None:
         """Every estimator's gradient on the same states (a random stream of its own:
@@ -332,12 +363,15 @@ class Run:
         result = evaluate(self.agent.policy, self.eval_env, cfg.eval_episodes, seed=cfg.seed)
         self.final_eval, self.eval_step = result, self.global_step
         self.log({"eval/return_mean": result.return_mean, "eval/return_std": result.return_std})
-        if self.best is None or result.return_mean > self.best["return"]:
+        improved = self.best is None or result.return_mean > self.best["return"]
+        if improved:
             policy = {k: v.detach().cpu().clone()
                       for k, v in self.agent.policy.state_dict().items()}
             self.best = {"return": result.return_mean, "step": self.global_step,
                          "policy": policy}
             self.write_best_policy()
+        self.report("eval", return_mean=result.return_mean, return_std=result.return_std,
+                    episodes=result.episodes, best=improved, env=self.eval_env)
         return result
 
     def write_best_policy(self) -> None:

@@ -3,7 +3,7 @@
     config.yaml          resolved config            metrics.jsonl   one JSON object per event
     checkpoints/last.pt  full training state        checkpoints/best.pt  policy at best eval
     policy.pt            the final policy           evals.jsonl     one line per `pathwise eval`
-    wandb/               the wandb run
+    wandb/               the wandb run              .lock           held while a process trains
 """
 
 from __future__ import annotations
@@ -11,14 +11,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from datetime import datetime
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from pathwise.errors import ConfigError
+from pathwise.errors import ConfigError, RunLockedError
 from pathwise.training.checkpoint import load_checkpoint
 from pathwise.training.tracking import read_metrics
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 # Keys that must match between a checkpoint's config and the config that resumes it: they
 # shape the networks or say what the run is.
@@ -96,3 +102,92 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+# -- one writer per run dir -------------------------------------------------------------------
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held for the life of a training process (a new
+    run or a resume), so that two processes never write the same files.
+
+    ``fcntl.flock``: the kernel drops the lock when its process exits, however it exits, so a
+    lock left by a killed run is taken over (with a note naming the process that held it).
+    The lock file holds the holder's pid, for the error a second writer gets. Where there is
+    no ``fcntl`` (Windows) the lock is advisory only: it records the pid and checks nothing.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._file = None
+
+    def acquire(self) -> RunLock:
+        file = open(self.path, "a+", encoding="utf-8")
+        if fcntl is not None:
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_pid(file)
+                file.close()
+                raise RunLockedError(
+                    f"{self.path.parent} is being written by another process"
+                    f"{f' (pid {holder})' if holder else ''}: wait for it to finish or stop "
+                    f"it first; two writers would mix up the run") from None
+        previous = _read_pid(file)
+        if previous and previous != os.getpid() and not _alive(previous):
+            warnings.warn(f"{self.path.parent}: took over the lock of process {previous}, "
+                          f"which is gone", RuntimeWarning, stacklevel=2)
+        file.seek(0)
+        file.truncate()
+        file.write(f"{os.getpid()}\n")
+        file.flush()
+        self._file = file
+        return self
+
+    def release(self) -> None:
+        if self._file is None:
+            return
+        self._file.seek(0)
+        self._file.truncate()  # no pid left behind: nothing to take over
+        self._file.flush()
+        if fcntl is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        self._file.close()
+        self._file = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def lock_holder(run_dir: Path) -> int | None:
+    """The pid of the process training in ``run_dir`` right now, or None."""
+    path = Path(run_dir) / LOCK_FILE
+    if fcntl is None or not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as file:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return _read_pid(file) or -1
+        fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+    return None
+
+
+def _read_pid(file) -> int | None:
+    file.seek(0)
+    text = file.read().strip()
+    return int(text) if text.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import random
 import sys
 
@@ -25,6 +26,32 @@ def resolve_device(name: str, option: str = "device=") -> torch.device:
     except RuntimeError:
         raise ConfigError(f"{option}{name}: not a device; use cpu, cuda, cuda:N or auto") \
             from None
+
+
+def available_cores() -> int:
+    """CPUs this process may run on: its affinity mask where the OS has one (a Slurm job's
+    allocation, ``taskset``), else every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def auto_threads() -> int:
+    """Torch threads for a run that was given none (``torch_threads=0``): the cores this
+    process may use that the 1-minute load average says are idle, at least one.
+
+    The networks here are small MLPs: on an idle machine a run gains from the cores it has
+    (as Stable-Baselines3, which keeps torch's default, does), but threads that have to share
+    a core with another job slow every update several times over (README, Speed). A sweep
+    divides the cores between its jobs instead (``sweeps.job_threads``).
+    """
+    cores = available_cores()
+    try:
+        busy = os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average (Windows)
+        busy = 0.0
+    return max(1, min(cores, cores - int(busy + 0.5)))
 
 
 def seed_everything(seed: int) -> None:

@@ -434,4 +434,5 @@ def test_continuous_bandit_action_reaches_target(tmp_path, spy):
 
 def test_pathwise_estimator_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="REINFORCE is a score-function method"):
-        runner.train(run_config(tmp_path, DISCRETE_BANDIT_ID, 10, estimator="pathwise"))
+        runner.train(run_config(tmp_path, DISCRETE_BANDIT_ID, 10, estimator="pathwise",
+                                batch_steps=5))

@@ -13,14 +13,14 @@ from pathwise.cli import progress as cli
 
 def interrupt_at(step: int, monkeypatch) -> None:
     """Deliver SIGINT (Ctrl-C) to this process once training reaches ``step``."""
-    original = cli.ProgressBar.__call__
+    original = cli.Progress.__call__
 
     def hook(self, global_step, info):
         original(self, global_step, info)
-        if global_step == step:
+        if global_step == step and info["event"] == "step":
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(cli.ProgressBar, "__call__", hook)
+    monkeypatch.setattr(cli.Progress, "__call__", hook)
 
 
 def test_ctrl_c_checkpoints_and_resume_continues_from_the_saved_step(tmp_path, monkeypatch,

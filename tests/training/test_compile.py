@@ -69,7 +69,7 @@ def test_an_unknown_compile_mode_is_refused(tmp_path):
 def test_compile_on_an_agent_without_it_is_refused(tmp_path):
     from pathwise.agents.reinforce import ReinforceConfig
 
-    cfg = TrainConfig(env="CartPole-v1", agent=ReinforceConfig(), total_steps=100,
+    cfg = TrainConfig(env="CartPole-v1", agent=ReinforceConfig(batch_steps=50), total_steps=100,
                       estimator=EstimatorConfig(name="score"), device="cpu", compile=True,
                       run_dir=str(tmp_path / "run"), wandb=WandbConfig(mode="disabled"))
     with pytest.raises(ConfigError, match="apply to agent=sac"):

@@ -28,7 +28,7 @@ above it, and the gradient variance along training:
 Each family's variance is of its own estimator of its own objective: the numbers say how each
 evolves during training, not which is smaller.
 
-    python benchmarks/families.py --out runs/families                     # every env, 3 seeds
+    python benchmarks/families.py --out runs/families        # Pendulum and PointMass, 3 seeds
     python benchmarks/families.py --out DIR --only pathwise/Pendulum-v1 --seeds 3
     python benchmarks/families.py --out DIR --agents shac apg --quick       # 10x fewer steps
 
@@ -55,28 +55,33 @@ from pathlib import Path
 class Task:
     threshold: float  # on the evaluation env
     eval_every: int
-    measure_every: int  # env steps between gradient measurements
+    measure_every: int  # env steps between gradient measurements (apg, shac)
     budgets: dict  # agent -> env steps
     overrides: dict = field(default_factory=dict)  # agent -> extra `pathwise train` overrides
+    evals: dict = field(default_factory=dict)  # agent -> its own eval_every
 
 
-# SAC has no preset for the torch ports: the Pendulum-v1 preset's values (rl-baselines3-zoo)
-# are passed explicitly. REINFORCE collects with 16 envs (the batch is 2,000 steps either way).
-SAC_PENDULUM = ["agent.lr=0.001", "agent.alpha_lr=0.001", "agent.learning_starts=1000"]
+# SAC on pathwise/Pendulum-v1 runs its preset (8 envs, 64x64, 10k steps), evaluated every 2,000
+# steps as the preset does; on PointMass, which has no SAC preset, the same settings are given
+# explicitly. REINFORCE collects with 16 envs (its batch is 2,000 steps either way).
+SAC_TORCH_ENV = ["num_envs=8", "agent.hidden_sizes=[64,64]", "agent.lr=0.001",
+                 "agent.alpha_lr=0.001", "agent.learning_starts=1000",
+                 "agent.updates_per_step=0.5"]
 PLAN = {
     "pathwise/Pendulum-v1": Task(
         threshold=-200, eval_every=10_000, measure_every=50_000,
-        budgets={"reinforce": 300_000, "sac": 20_000, "shac": 300_000, "apg": 300_000},
-        overrides={"sac": SAC_PENDULUM, "reinforce": ["num_envs=16"]}),
+        budgets={"reinforce": 300_000, "sac": 10_000, "shac": 300_000, "apg": 300_000},
+        overrides={"reinforce": ["num_envs=16"]}, evals={"sac": 2000}),
     "pathwise/PointMass-v0": Task(
         threshold=-30, eval_every=10_000, measure_every=20_000,
-        budgets={"reinforce": 200_000, "sac": 20_000, "shac": 100_000, "apg": 100_000},
-        overrides={"sac": SAC_PENDULUM, "reinforce": ["num_envs=16"]}),
+        budgets={"reinforce": 200_000, "sac": 10_000, "shac": 100_000, "apg": 100_000},
+        overrides={"sac": SAC_TORCH_ENV, "reinforce": ["num_envs=16"]}, evals={"sac": 2000}),
     "pathwise/DoublePendulum-v0": Task(
         threshold=60, eval_every=20_000, measure_every=100_000,
         budgets={"reinforce": 500_000, "sac": 50_000, "shac": 500_000, "apg": 500_000},
-        overrides={"sac": SAC_PENDULUM, "reinforce": ["num_envs=16"]}),
+        overrides={"sac": SAC_TORCH_ENV, "reinforce": ["num_envs=16"]}, evals={"sac": 5000}),
 }
+DEFAULT_ENVS = ("pathwise/Pendulum-v1", "pathwise/PointMass-v0")  # DoublePendulum: --only
 FAMILIES = {"reinforce": ("score", "score function"), "sac": ("pathwise", "pathwise, critic"),
             "shac": ("pathwise", "pathwise, model + critic"),
             "apg": ("pathwise", "pathwise, model")}
@@ -143,9 +148,9 @@ def run_one(root: Path, env: str, agent: str, seed: int, steps: int, task: Task,
         sys.exit(f"families.py: {run_dir} holds an unfinished run: finish it with `pathwise "
                  f"train resume={run_dir} total_steps={steps}` or move it away")
     measure_every = task.measure_every // (10 if quick else 1)
-    eval_every = task.eval_every // (10 if quick else 1)
+    eval_every = task.evals.get(agent, task.eval_every) // (10 if quick else 1)
     base = [f"agent={agent}", f"env={env}", f"seed={seed}", "wandb.mode=disabled",
-            "device=cpu", f"eval_every={eval_every}", f"run_dir={run_dir}",
+            "device=cpu", "torch_threads=1", f"eval_every={eval_every}", f"run_dir={run_dir}",
             *task.overrides.get(agent, [])]
     if agent not in MODEL_BASED:  # the run's own diagnostics, about 5 times per run
         train_segment([*base, f"total_steps={steps}", f"diagnostics.every={steps // 5}"])
@@ -282,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="runs and report go here")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--only", nargs="*", help="env ids (default: all)")
+    others = ", ".join(sorted(set(PLAN) - set(DEFAULT_ENVS)))
+    parser.add_argument("--only", nargs="*",
+                        help=f"env ids (default: {', '.join(DEFAULT_ENVS)}; also {others})")
     parser.add_argument("--agents", nargs="*", default=list(FAMILIES),
                         choices=list(FAMILIES), help="agents (default: all four)")
     parser.add_argument("--quick", action="store_true", help="10x fewer steps (smoke pass)")
@@ -290,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    plan = {env: task for env, task in PLAN.items() if not args.only or env in args.only}
+    plan = {env: task for env, task in PLAN.items() if env in (args.only or DEFAULT_ENVS)}
     unknown = set(args.only or ()) - set(PLAN)
     if unknown:
         parser.error(f"unknown env {sorted(unknown)}; choose from {', '.join(PLAN)}")

@@ -233,12 +233,14 @@ def horizon_main(args: list[str]) -> int:
         print(json.dumps(results))
         return 0
     out = console()
-    out.print(f"[bold]pathwise lab horizon[/bold]: variance of a gradient estimate, longest "
-              f"horizon over shortest; {results['seconds']:.1f}s", highlight=False)
+    out.print(f"[bold]pathwise lab horizon[/bold]: growth of a gradient estimate's variance up "
+              f"to the longest horizon, from the shortest and from a quarter of the longest (a "
+              f"small factor: it levels off; far more: it explodes); {results['seconds']:.1f}s",
+              highlight=False)
     for g in results["growth"]:
-        out.print(f"  {g['env']:<28} {g['estimator']:<9} ×{g['ratio']:.3g} (H {g['from']} → "
-                  f"{g['to']}), ×{g['tail_ratio']:.3g} over the last quarter (H "
-                  f"{g['tail_from']} → {g['to']})", highlight=False)
+        out.print(f"  {g['env']:<28} {g['estimator']:<9} H {g['from']} → {g['to']}: "
+                  f"×{g['ratio']:.3g};  H {g['tail_from']} → {g['to']}: ×{g['tail_ratio']:.3g}",
+                  highlight=False)
     goal = results["goal"]
     if goal["ratio"] is not None:
         verdict = "reproduced" if goal["met"] else "not reproduced"

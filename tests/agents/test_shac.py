@@ -226,14 +226,16 @@ def test_compare_reads_apg_and_shac_runs(pendulum_run, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_shac_swings_up_the_pendulum():
-    """The preset's recipe, shortened: Gymnasium's Pendulum-v1 above −400 (random: −1200)."""
+    """The preset's recipe (configs/preset/shac/pathwise-Pendulum-v1.yaml): Gymnasium's
+    Pendulum-v1 at -200 or better after 300k steps (random policy: about -1200)."""
     from pathwise.training.evaluation import evaluate
 
     torch.manual_seed(0)
     envs, agent, obs = make("pathwise/Pendulum-v1", num_envs=64, agent_cls=SHAC,
-                            config=SHACConfig(critic_lr=1e-3))
+                            config=SHACConfig(lr=1e-2, critic_lr=1e-3, critic_iterations=8,
+                                              lr_decay_steps=300_000))
     step = 0
     while step < 300_000:
         obs, taken, _ = agent.rollout(envs, obs, step)
         step += taken
-    assert evaluate(agent.policy, "Pendulum-v1", 10, seed=0).return_mean > -400
+    assert evaluate(agent.policy, "Pendulum-v1", 10, seed=0).return_mean > -200

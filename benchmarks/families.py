@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -49,6 +47,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from pathwise.training.runtime import describe_machine, load_average
 
 
 @dataclass
@@ -264,23 +264,8 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
-def load() -> str:
-    return ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown env {sorted(unknown)}; choose from {', '.join(PLAN)}")
     seeds = list(range(args.seeds))
     command = "python " + shlex.join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-    started, load_start = time.perf_counter(), load()
+    started, load_start = time.perf_counter(), load_average()
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     for env, task in plan.items():
         for agent in args.agents:
@@ -316,13 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarize(args.out, plan, seeds, args.agents, args.quick)
     report = table(rows)
     header = (f"Command: `{command}`  \nDate: {date}; {time.perf_counter() - started:.0f} s in "
-              f"all  \nMachine: {machine()}; load average at the start {load_start}, at the "
-              f"end {load()}\n")
+              f"all  \nMachine: {describe_machine()}; load average at the start {load_start}, "
+              f"at the end {load_average()}\n")
     (args.out / "families.md").write_text(f"# Four estimator families\n\n{header}\n{report}\n",
                                           encoding="utf-8")
-    (args.out / "families.json").write_text(json.dumps({"command": command, "date": date,
-                                                        "machine": machine(), "rows": rows},
-                                                       indent=1) + "\n", encoding="utf-8")
+    summary = {"command": command, "date": date, "machine": describe_machine(), "rows": rows}
+    (args.out / "families.json").write_text(json.dumps(summary, indent=1) + "\n",
+                                            encoding="utf-8")
     print(header)
     print(report)
     return 0

@@ -26,13 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from pathwise.training.runtime import describe_machine, load_average
 
 TASKS = {
     "Pendulum": {"gym": "Pendulum-v1", "torch": "pathwise/Pendulum-v1", "threshold": -200.0,
@@ -127,16 +128,7 @@ def _pair(text: str) -> tuple[str, object]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    import torch
-
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
-            f"load average {os.getloadavg()[0]:.2f} at the start")
+    return f"{describe_machine()}; load average {load_average()} at the start"
 
 
 def describe(runs: list[dict]) -> str:

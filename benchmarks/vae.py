@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shlex
 import sys
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from pathwise.analysis import compare, vae
+from pathwise.training.runtime import describe_machine, load_average
 
 
 @dataclass(frozen=True)
@@ -73,23 +73,8 @@ VARIANTS = [
 QUICK = {"steps": 200, "eval_every": 100, "iw_samples": 50, "final_samples": 10}
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return (f"{cpu}, {os.cpu_count()} logical CPUs; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
-def load() -> str:
-    return ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
 def run_variant(variant: Variant, seed: int, runs: Path, overrides: dict) -> dict | None:
@@ -201,8 +186,8 @@ def main() -> int:
     if opts.quick:
         runs = runs / "quick"
     meta = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-            "date": datetime.now().isoformat(timespec="minutes"), "machine": machine(),
-            "load_before": load()}
+            "date": datetime.now().isoformat(timespec="minutes"), "machine": describe_machine(),
+            "load_before": load_average()}
     clock = time.perf_counter()
     rows, ran = {}, 0
     for variant in variants:
@@ -210,7 +195,7 @@ def main() -> int:
         for seed in seeds:
             row = run_variant(variant, seed, runs, overrides)
             ran += row is not None
-            when = f"load {load()}"
+            when = f"load {load_average()}"
             if row is None:
                 row = json.loads((runs / variant.key / f"s{seed}" / "results.json").read_text())
                 when = "(an earlier run)"
@@ -225,7 +210,7 @@ def main() -> int:
                                  for metric in ("test_elbo", "train_elbo", "test_iw_bound",
                                                 "grad_variance", "seconds", "cpu_seconds")
                                  if all(r.get(metric) is not None for r in results)}}
-    meta.update(load_after=load(), elapsed_seconds=time.perf_counter() - clock)
+    meta.update(load_after=load_average(), elapsed_seconds=time.perf_counter() - clock)
     previous = out / "vae.json"
     if not ran and previous.is_file():  # nothing new was run: keep when and where it was
         old = json.loads(previous.read_text())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import random
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -79,3 +81,30 @@ def keep_freed_memory() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
     mallopt(m_mmap_threshold, 32 << 20)
     mallopt(m_trim_threshold, 64 << 20)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, for a benchmark's report ("?" where unknown)."""
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except (OSError, AttributeError):
+        return "?"
+
+
+def describe_machine(device: str | torch.device | None = None) -> str:
+    """One line for a benchmark table: CPU model and count, the GPU of ``device`` (when it is
+    CUDA), OS, Python and torch versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    device = torch.device(device) if device is not None else None
+    gpu = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" \
+        else "no GPU used"
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, {gpu}; {platform.system()} "
+            f"{platform.release()}; Python {platform.python_version()}, torch "
+            f"{torch.__version__}")

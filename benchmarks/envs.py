@@ -21,11 +21,8 @@ the SyncVectorEnv it is compared with; AsyncVectorEnv uses 16 processes).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import gymnasium as gym
 import torch
@@ -33,6 +30,7 @@ from gymnasium.vector import AutoresetMode
 
 import pathwise.envs  # noqa: F401  (registers the pathwise/ ids)
 from pathwise.envs import TORCH_ENVS
+from pathwise.training.runtime import describe_machine, load_average
 
 SIZES = (1, 16, 256, 4_096, 65_536)
 BASELINE_ENVS = 16
@@ -40,20 +38,8 @@ GOAL = ("Pendulum-v1", 4_096, 50.0)  # task, num_envs, × Gymnasium's SyncVector
 
 
 def machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU used"
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (f"{cpu}, {os.cpu_count()} logical CPUs; {gpu}; Python "
-            f"{platform.python_version()}, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), gymnasium {gym.__version__}; device "
-            f"{device}; load average {load}")
+    return (f"{describe_machine(device)} ({torch.get_num_threads()} threads), gymnasium "
+            f"{gym.__version__}; device {device}; load average {load_average()}")
 
 
 def steps_per_second(step: Callable[[int], None], sync: Callable[[], None],

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from pathwise.training.runtime import describe_machine, load_average
 
 # (env, total steps, seeds, estimators, env steps between gradient diagnostics)
 TABLE = [
@@ -132,19 +132,8 @@ def run_sweeps(plan, root: Path, args) -> None:
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, {gpu}; {platform.system()} "
-            f"{platform.release()}; Python {platform.python_version()}, torch "
-            f"{torch.__version__}; load average at the end {load}")
+    device = "cuda" if torch.cuda.is_available() else None
+    return f"{describe_machine(device)}; load average at the end {load_average()}"
 
 
 def fmt(value: float | None) -> str:

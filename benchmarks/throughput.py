@@ -23,6 +23,13 @@ construction, and the final evaluation, which is the same code for both (``evalu
 deterministic actions, episode i reset with seed 10_000 + i), so the returns compare.
 
 Peak RSS is each subprocess's own high-water mark (``ru_maxrss``), imports included.
+
+``--threads 0`` runs each library as users run it: torch's thread default for SB3, pathwise's
+(``torch_threads=0``: the idle cores) and its final 10-episode evaluation inside ``train``.
+Every run's whole-process wall clock (interpreter start to exit, ``process_s``) is reported
+beside the per-step speed.
+
+    python benchmarks/throughput.py --envs HalfCheetah-v5 --steps 4000 --no-pg --threads 0
 """
 
 from __future__ import annotations
@@ -30,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -38,6 +44,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from pathwise.training.runtime import describe_machine, load_average
 
 SAC_ENVS = ("Pendulum-v1", "HalfCheetah-v5")
 PG_ENV, PG_NUM_ENVS = "CartPole-v1", 8
@@ -108,9 +116,9 @@ def pathwise_sac(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(env=args.env, agent=agent, seed=args.seed, total_steps=args.steps,
                           device=args.device, run_dir=str(Path(tmp) / "run"), eval_every=0,
-                          eval_episodes=1, checkpoint_every=0, log_every=1000,
-                          torch_threads=args.threads, wandb=WandbConfig(mode="disabled"),
-                          **_compile_options(args))
+                          eval_episodes=10 if args.threads == 0 else 1, checkpoint_every=0,
+                          log_every=1000, torch_threads=args.threads,
+                          wandb=WandbConfig(mode="disabled"), **_compile_options(args))
         result = train(cfg, progress=lambda step, info: clock.tick(step))
         policy = _load_policy(result.run_dir / "policy.pt", args.device)
     out = clock.result(first_step=1)
@@ -194,7 +202,8 @@ WORKERS = {"pathwise-sac": pathwise_sac, "sb3-sac": sb3_sac,
 def worker(args) -> None:
     import torch
 
-    torch.set_num_threads(args.threads)
+    if args.threads > 0:  # 0: each library's own default
+        torch.set_num_threads(args.threads)
     out = WORKERS[args.worker](args)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))
@@ -207,12 +216,14 @@ def run(kind: str, env: str, args, steps: int, learning_starts: int) -> dict:
            "--device", args.device, "--seed", str(args.seed), "--batch-size",
            str(args.batch_size), "--buffer-size", str(args.buffer_size), "--eval-episodes",
            str(args.eval_episodes)] + (["--compile"] if args.compile else [])
+    started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           env={**os.environ, "WANDB_MODE": "disabled"})
+    process_s = time.perf_counter() - started
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
         raise SystemExit(f"{kind} on {env} failed (exit {proc.returncode})")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "process_s": process_s}
 
 
 def compare(a: str, b: str, env: str, args, steps: int, learning_starts: int,
@@ -223,21 +234,25 @@ def compare(a: str, b: str, env: str, args, steps: int, learning_starts: int,
         rb = run(b, env, args, steps, learning_starts)
         ratio = ra["steps_per_s"] / rb["steps_per_s"]
         cpu_ratio = ra["steps_per_cpu_s"] / rb["steps_per_cpu_s"]
-        pairs.append({a: ra, b: rb, "ratio": ratio, "cpu_ratio": cpu_ratio})
+        pairs.append({a: ra, b: rb, "ratio": ratio, "cpu_ratio": cpu_ratio,
+                      "process_ratio": rb["process_s"] / ra["process_s"]})
         ret = (f"  return {ra['return']:9.1f} vs {rb['return']:9.1f}" if with_return else "")
         print(f"  {env} pair {i + 1}: {a} {ra['steps_per_s']:7.1f} steps/s, {b} "
-              f"{rb['steps_per_s']:7.1f} steps/s, ratio {ratio:.2f} (CPU time {cpu_ratio:.2f})"
-              f"{ret}", file=sys.stderr, flush=True)
+              f"{rb['steps_per_s']:7.1f} steps/s, ratio {ratio:.2f} (CPU time {cpu_ratio:.2f}); "
+              f"whole process {ra['process_s']:.1f} s vs {rb['process_s']:.1f} s{ret}",
+              file=sys.stderr, flush=True)
     return {"env": env, "a": a, "b": b, "steps": steps, "learning_starts": learning_starts,
             "pairs": pairs, "median_ratio": statistics.median(p["ratio"] for p in pairs),
-            "median_cpu_ratio": statistics.median(p["cpu_ratio"] for p in pairs)}
+            "median_cpu_ratio": statistics.median(p["cpu_ratio"] for p in pairs),
+            "median_process_ratio": statistics.median(p["process_ratio"] for p in pairs)}
 
 
 def table(results: list[dict]) -> str:
     """One row per run pair and one per comparison's medians (markdown)."""
     lines = ["| env | A vs B | steps (learning_starts) | pair | A steps/s | B steps/s | A/B | "
-             "A/B by CPU time | A peak RSS MB | B peak RSS MB | A return | B return |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "A/B by CPU time | A whole process s | B whole process s | B/A whole process | "
+             "A peak RSS MB | B peak RSS MB | A return | B return |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def returns(run: dict) -> str:
         return f"{run['return']:.1f}" if "return" in run else "—"
@@ -248,14 +263,17 @@ def table(results: list[dict]) -> str:
         for i, p in enumerate(pairs):
             lines.append(f"{name} {i + 1} | {p[a]['steps_per_s']:.1f} | "
                          f"{p[b]['steps_per_s']:.1f} | {p['ratio']:.2f} | {p['cpu_ratio']:.2f} | "
+                         f"{p[a]['process_s']:.1f} | {p[b]['process_s']:.1f} | "
+                         f"{p['process_ratio']:.2f} | "
                          f"{p[a]['peak_rss_mb']:.0f} | {p[b]['peak_rss_mb']:.0f} | "
                          f"{returns(p[a])} | {returns(p[b])} |")
         med = {(key, side): statistics.median(p[side][key] for p in pairs)
-               for key in ("steps_per_s", "peak_rss_mb") for side in (a, b)}
+               for key in ("steps_per_s", "peak_rss_mb", "process_s") for side in (a, b)}
         lines.append(f"{name} **median** | {med['steps_per_s', a]:.1f} | "
                      f"{med['steps_per_s', b]:.1f} | **{res['median_ratio']:.2f}** | "
-                     f"{res['median_cpu_ratio']:.2f} | {med['peak_rss_mb', a]:.0f} | "
-                     f"{med['peak_rss_mb', b]:.0f} | | |")
+                     f"{res['median_cpu_ratio']:.2f} | {med['process_s', a]:.1f} | "
+                     f"{med['process_s', b]:.1f} | **{res['median_process_ratio']:.2f}** | "
+                     f"{med['peak_rss_mb', a]:.0f} | {med['peak_rss_mb', b]:.0f} | | |")
     return "\n".join(lines)
 
 
@@ -270,7 +288,8 @@ def main(argv=None) -> int:
                         help="env steps per REINFORCE / A2C run (summed over the 8 envs)")
     parser.add_argument("--no-pg", action="store_true", help="skip REINFORCE vs A2C")
     parser.add_argument("--pairs", type=int, default=3, help="A B pairs per comparison")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads, both sides")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads, both sides (0: each library's default)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda, both sides")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -294,9 +313,10 @@ def main(argv=None) -> int:
     if args.learning_starts < args.batch_size or args.steps <= args.learning_starts:
         parser.error("need batch-size <= learning-starts < steps")
 
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"device={args.device}, torch threads={args.threads}, {args.pairs} pairs, "
-          f"A B alternating, each run a fresh process", flush=True)
+    threads = args.threads or "each library's default"
+    print(f"# {describe_machine(args.device)}; load average {load_average()}; device "
+          f"{args.device}, torch threads {threads}, {args.pairs} pairs, A B alternating, each "
+          f"run a fresh process; {time.strftime('%Y-%m-%d')}", flush=True)
     results = []
     for env in args.envs:
         results.append(compare("pathwise-sac", "sb3-sac", env, args, args.steps,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from pathwise.envs.physics import TwoLink, rk4, two_link_derivatives
+from pathwise.envs.physics import TwoLink, rk4, two_link_derivatives, two_link_observation
 from pathwise.envs.vector import TorchEnv
 
 __all__ = ["Acrobot", "CartPole", "MountainCarContinuous", "Pendulum", "angle_normalize"]
@@ -242,11 +242,7 @@ class Acrobot(TorchEnv):
         return next_state, reward, terminated
 
     def observe(self, state):
-        theta1, theta2, dtheta1, dtheta2 = state.unbind(-1)
-        return torch.stack(
-            (torch.cos(theta1), torch.sin(theta1), torch.cos(theta2), torch.sin(theta2),
-             dtheta1, dtheta2), -1,
-        )
+        return two_link_observation(state)
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from pathwise.envs.physics import TwoLink, rk4, two_link_derivatives
+from pathwise.envs.physics import TwoLink, rk4, two_link_derivatives, two_link_observation
 from pathwise.envs.vector import TorchEnv
 
 __all__ = ["DoublePendulum", "PointMass"]
@@ -120,11 +120,7 @@ class DoublePendulum(TorchEnv):
         return next_state, reward, terminated
 
     def observe(self, state):
-        theta1, theta2, dtheta1, dtheta2 = state.unbind(-1)
-        return torch.stack(
-            (torch.cos(theta1), torch.sin(theta1), torch.cos(theta2), torch.sin(theta2),
-             dtheta1, dtheta2), -1,
-        )
+        return two_link_observation(state)
 
     def tip_height(self, state: torch.Tensor) -> torch.Tensor:
         """Height of the second mass above the pivot, over the reach l1 + l2: −1 hanging down,

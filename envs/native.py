@@ -98,8 +98,38 @@ class NativeVecEnv:
             env_actions = scale_action(actions.float(), self.action_low, self.action_high)
         obs, reward, terminated, truncated, info = self.env.step(env_actions)
         obs, reward = obs.detach().float(), reward.detach().float()
-        done = info["_final_obs"]
-        # Episode statistics on the device; read on the host only by pop_episodes().
+        self._record(reward, info["_final_obs"], obs)
+        return StepResult(obs, info["final_obs"].detach().float(), reward, terminated,
+                          truncated, episode_returns=[], episode_lengths=[], done=None)
+
+    def step_differentiable(self, actions: torch.Tensor):
+        """One step that keeps the graph, for trainers that backpropagate through the dynamics
+        (APG, SHAC): Box ``actions`` in the policy's space, with gradients, in; ``(obs, reward,
+        terminated, truncated, info)`` out, as `TorchEnv.step` returns them (float32, on the
+        device), carrying gradients to the actions and to the env's state (vector.py: none
+        crosses an autoreset; ``info["final_obs"]`` is the true successor of every row,
+        ``info["_final_obs"]`` the rows whose episode ended).
+
+        The episode statistics (`pop_episodes`) and the observation a checkpoint stores are
+        updated exactly as by `step`, from detached values. The env keeps the graph of its
+        state between calls: the caller cuts it with ``envs.env.state =
+        envs.env.state.detach()`` at the end of each window.
+        """
+        if not self._has_reset:
+            raise RuntimeError("call reset() before step_differentiable()")
+        if self.is_discrete:
+            raise ValueError(f"{self.env_id}: differentiable steps need Box actions; this env "
+                             f"has Discrete({self.action_dim}) actions")
+        env_actions = scale_action(actions.float(), self.action_low, self.action_high)
+        obs, reward, terminated, truncated, info = self.env.step(env_actions)
+        obs, reward = obs.float(), reward.float()
+        info = {**info, "final_obs": info["final_obs"].float()}
+        self._record(reward.detach(), info["_final_obs"], obs.detach())
+        return obs, reward, terminated, truncated, info
+
+    def _record(self, reward: torch.Tensor, done: torch.Tensor, obs: torch.Tensor) -> None:
+        """Add one step to the device-side episode statistics (read on the host only by
+        pop_episodes()) and keep ``obs`` (detached) as the observation to act from next."""
         self._running_return += reward
         self._running_length += 1
         ended = done.to(torch.float64)
@@ -108,8 +138,6 @@ class NativeVecEnv:
         self._running_return.masked_fill_(done, 0.0)
         self._running_length.masked_fill_(done, 0.0)
         self._obs = obs
-        return StepResult(obs, info["final_obs"].detach().float(), reward, terminated,
-                          truncated, episode_returns=[], episode_lengths=[], done=None)
 
     def pop_episodes(self) -> tuple[int, float, float]:
         """``(episodes, mean return, mean length)`` of the episodes ended since the last

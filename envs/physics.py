@@ -72,3 +72,11 @@ def two_link_derivatives(
     ddtheta2 = (tau2 + d2 / d1 * phi1 - h * dtheta1**2 - phi2) / (m2 * lc2**2 + i2 - d2**2 / d1)
     ddtheta1 = -(d2 * ddtheta2 + phi1) / d1
     return torch.stack((dtheta1, dtheta2, ddtheta1, ddtheta2), dim=-1)
+
+
+def two_link_observation(state: torch.Tensor) -> torch.Tensor:
+    """Acrobot's observation of a [θ1, θ2, θ̇1, θ̇2] state (Gymnasium's acrobot.py):
+    [cos θ1, sin θ1, cos θ2, sin θ2, θ̇1, θ̇2]; smooth in the angles, so no wrap reaches it."""
+    theta1, theta2, dtheta1, dtheta2 = state.unbind(-1)
+    return torch.stack((torch.cos(theta1), torch.sin(theta1), torch.cos(theta2),
+                        torch.sin(theta2), dtheta1, dtheta2), -1)

@@ -3,7 +3,7 @@
 The public API is imported on first use (PEP 562), so that ``pathwise --help`` and light
 submodules do not pay for importing torch:
 
-    from pathwise import SAC, Reinforce       # Stable-Baselines3's shape (pathwise.api)
+    from pathwise import SAC, Reinforce, APG, SHAC   # Stable-Baselines3's shape (pathwise.api)
     from pathwise import train, load_policy   # a config in, a run dir out; a saved policy
 """
 
@@ -15,16 +15,19 @@ from typing import TYPE_CHECKING
 __version__ = "0.2.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pathwise.api import SAC, Reinforce
+    from pathwise.api import APG, SAC, SHAC, Reinforce
     from pathwise.policies.estimators import get_estimator
     from pathwise.training.checkpoint import load_policy
     from pathwise.training.loop import train
 
-__all__ = ["SAC", "Reinforce", "train", "load_policy", "get_estimator", "__version__"]
+__all__ = ["SAC", "Reinforce", "APG", "SHAC", "train", "load_policy", "get_estimator",
+           "__version__"]
 
 _LAZY = {
     "SAC": "pathwise.api",
     "Reinforce": "pathwise.api",
+    "APG": "pathwise.api",
+    "SHAC": "pathwise.api",
     "train": "pathwise.training.loop",
     "load_policy": "pathwise.training.checkpoint",
     "get_estimator": "pathwise.policies.estimators",

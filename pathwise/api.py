@@ -205,7 +205,19 @@ class Reinforce(Model):
     agent = "reinforce"
 
 
-_API_CLASSES = {"sac": SAC, "reinforce": Reinforce}
+class APG(Model):
+    """Analytic policy gradient through a torch env: ``APG("pathwise/Pendulum-v1")``."""
+
+    agent = "apg"
+
+
+class SHAC(Model):
+    """Short-Horizon Actor-Critic through a torch env: ``SHAC("pathwise/Pendulum-v1")``."""
+
+    agent = "shac"
+
+
+_API_CLASSES = {"sac": SAC, "reinforce": Reinforce, "apg": APG, "shac": SHAC}
 _API_NAMES = {name: cls.__name__ for name, cls in _API_CLASSES.items()}
 
 

@@ -118,3 +118,18 @@ def test_reinforce_learns_saves_and_loads(tmp_path):
     loaded = Reinforce.load(model.save(tmp_path / "r.pt"))
     obs = np.zeros((3, 1), dtype=np.float32)
     np.testing.assert_array_equal(loaded.predict(obs)[0], model.predict(obs)[0])
+
+
+def test_shac_and_apg_from_python_on_a_torch_env(tmp_path):
+    from pathwise import APG, SHAC
+
+    for cls in (APG, SHAC):
+        model = cls("pathwise/PointMass-v0", seed=0, num_envs=8, horizon=8, eval_every=0,
+                    eval_episodes=2, wandb="disabled", run_dir=tmp_path / cls.__name__)
+        before = model.predict(np.zeros((2, 4), dtype=np.float32))[0]
+        model.learn(8 * 8 * 4)
+        assert model.num_timesteps == 256
+        after = model.predict(np.zeros((2, 4), dtype=np.float32))[0]
+        assert not np.array_equal(before, after)
+    with pytest.raises(ConfigError, match="pathwise/Pendulum-v1"):
+        SHAC("Pendulum-v1").learn(1000)

@@ -38,6 +38,19 @@ class Run:
     def key(self) -> tuple[str, str, str]:
         return self.env, self.agent, self.estimator
 
+    @property
+    def setting(self) -> dict:
+        """The run's config, flattened, less its seed and what says only where and how it
+        was logged or computed (``NOT_THE_EXPERIMENT``): runs with equal settings are seeds
+        of one experiment."""
+        from omegaconf import OmegaConf
+
+        if self.config is None:
+            return {}
+        flat = _flatten(OmegaConf.to_container(self.config, resolve=True))
+        return {k: v for k, v in flat.items()
+                if not any(k == p or k.startswith(p + ".") for p in NOT_THE_EXPERIMENT)}
+
     def series(self, metric: str, x: str = "global_step") -> tuple[np.ndarray, np.ndarray]:
         """``(x, value)`` of every finite record of ``metric``, in logging order."""
         pairs = [(r[x], r[metric]) for r in self.records
@@ -138,23 +151,80 @@ class GroupSummary:
     iqm: float
     iqm_ci: tuple[float, float]
     steps: int  # the fewest env steps any run of the group reached
+    variant: str = ""  # what sets the group apart from others of its (env, agent, estimator)
+    duplicate_seeds: list[int] = field(default_factory=list)
 
     @property
     def label(self) -> str:
-        return f"{self.agent}-{self.estimator}"
+        return f"{self.agent}-{self.estimator}" + (f" [{self.variant}]" if self.variant else "")
 
     def to_dict(self) -> dict:
         return {"env": self.env, "agent": self.agent, "estimator": self.estimator,
-                "metric": self.metric, "runs": self.runs, "seeds": self.seeds,
+                "variant": self.variant, "metric": self.metric, "runs": self.runs,
+                "seeds": self.seeds, "duplicate_seeds": self.duplicate_seeds,
                 "steps": self.steps, "mean": self.mean, "mean_ci": list(self.mean_ci),
                 "iqm": self.iqm, "iqm_ci": list(self.iqm_ci), "scores": self.scores}
 
 
-def group_runs(runs: list[Run]) -> dict[tuple[str, str, str], list[Run]]:
-    groups: dict[tuple[str, str, str], list[Run]] = {}
-    for run in sorted(runs, key=lambda r: (r.key, r.seed)):
-        groups.setdefault(run.key, []).append(run)
+# Config keys that do not change what a run learns: they never split a group. Everything
+# else does (total_steps, num_envs, a hyperparameter, eval_every...).
+NOT_THE_EXPERIMENT = ("seed", "run_dir", "resume", "wandb", "device", "torch_threads",
+                      "log_every", "checkpoint_every", "compile", "compile_mode", "cudagraphs",
+                      "nan_policy", "diagnostics")
+
+
+def _flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        flat = {}
+        for key, value in tree.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: tuple(tree) if isinstance(tree, list) else tree}
+
+
+@dataclass
+class Group:
+    """Runs of one experiment: equal settings but the seed. ``variant`` says what sets it
+    apart from the other groups of the same (env, agent, estimator), e.g. ``total_steps=2000``
+    (empty when it is the only one)."""
+
+    env: str
+    agent: str
+    estimator: str
+    variant: str
+    runs: list[Run]
+
+    @property
+    def label(self) -> str:
+        return f"{self.agent}-{self.estimator}" + (f" [{self.variant}]" if self.variant else "")
+
+    @property
+    def duplicate_seeds(self) -> list[int]:
+        seeds = [r.seed for r in self.runs]
+        return sorted({s for s in seeds if seeds.count(s) > 1})
+
+
+def group_runs(runs: list[Run]) -> list[Group]:
+    """Runs grouped by setting (``Run.setting``), never pooling runs that differ in anything
+    but the seed; each group labelled by what differs from its neighbours."""
+    by_setting: dict[tuple, list[Run]] = {}
+    for run in sorted(runs, key=lambda r: (r.key, r.seed, str(r.path))):
+        setting = tuple(sorted(run.setting.items(), key=lambda kv: kv[0]))
+        by_setting.setdefault((run.key, setting), []).append(run)
+    groups = []
+    for (key, setting), members in by_setting.items():
+        siblings = [dict(s) for (k, s) in by_setting if k == key]
+        differing = sorted({name for sib in siblings for name in set(sib) | set(dict(setting))
+                            if sib.get(name) != dict(setting).get(name)}) \
+            if len(siblings) > 1 else []
+        values = dict(setting)
+        variant = ", ".join(f"{name}={_show(values.get(name))}" for name in differing)
+        groups.append(Group(*key, variant, members))
     return groups
+
+
+def _show(value) -> str:
+    return "[" + ",".join(map(str, value)) + "]" if isinstance(value, tuple) else str(value)
 
 
 def expand_metric(runs: list[Run], pattern: str) -> list[str]:
@@ -183,18 +253,20 @@ def summarize(runs: list[Run], metric: str = DEFAULT_METRIC) -> list[GroupSummar
 
 def _summarize(runs: list[Run], metric: str) -> list[GroupSummary]:
     rows = []
-    for (env, agent, estimator), members in group_runs(runs).items():
-        scored = [(r, r.score(metric)) for r in members]
+    for group in group_runs(runs):
+        scored = [(r, r.score(metric)) for r in group.runs]
         scored = [(r, s) for r, s in scored if s is not None]
         if not scored:
             continue
         scores = np.asarray([s for _, s in scored])
         rows.append(GroupSummary(
-            env=env, agent=agent, estimator=estimator, metric=metric, runs=len(scored),
-            seeds=[r.seed for r, _ in scored], scores=[float(s) for s in scores],
+            env=group.env, agent=group.agent, estimator=group.estimator, metric=metric,
+            runs=len(scored), seeds=[r.seed for r, _ in scored],
+            scores=[float(s) for s in scores],
             mean=float(scores.mean()), mean_ci=stratified_bootstrap_ci([scores], mean),
             iqm=float(iqm(scores)), iqm_ci=stratified_bootstrap_ci([scores], iqm),
-            steps=int(min(r.series(metric)[0].max() for r, _ in scored))))
+            steps=int(min(r.series(metric)[0].max() for r, _ in scored)),
+            variant=group.variant, duplicate_seeds=group.duplicate_seeds))
     return rows
 
 
@@ -233,8 +305,8 @@ def plot_curves(runs: list[Run], metric: str, out: Path) -> list[Path]:
 
     metrics = expand_metric(runs, metric)
     by_env: dict[str, dict[str, list[Run]]] = {}
-    for (env, agent, estimator), members in group_runs(runs).items():
-        by_env.setdefault(env, {})[f"{agent}-{estimator}"] = members
+    for group in group_runs(runs):
+        by_env.setdefault(group.env, {})[group.label] = group.runs
     # One line style per group across every env's figure.
     labels = sorted({label for groups in by_env.values() for label in groups})
     written = []
@@ -300,7 +372,10 @@ def _several_metrics(rows: list[GroupSummary]) -> bool:
 def table_rows(rows: list[GroupSummary]) -> list[list[str]]:
     """Cells of ``table_header(rows)``."""
     several = _several_metrics(rows)
-    return [[r.env, r.agent, r.estimator, *([r.metric] if several else []), str(r.runs),
+    return [[r.env, r.agent, r.estimator + (f" [{r.variant}]" if r.variant else ""),
+             *([r.metric] if several else []),
+             str(r.runs) + (f" (seed {', '.join(map(str, r.duplicate_seeds))} repeated)"
+                            if r.duplicate_seeds else ""),
              f"{r.steps:,}",
              f"{_fmt(r.mean)} [{_fmt(r.mean_ci[0])}, {_fmt(r.mean_ci[1])}]",
              f"{_fmt(r.iqm)} [{_fmt(r.iqm_ci[0])}, {_fmt(r.iqm_ci[1])}]"] for r in rows]
@@ -321,7 +396,10 @@ def markdown_report(rows: list[GroupSummary], runs: list[Run], figures: list[Pat
     metric = ", ".join(dict.fromkeys(r.metric for r in rows))
     header = table_header(rows)
     lines = [f"# pathwise compare: `{metric}`", "",
-             f"{len(runs)} runs, grouped by (env, agent, estimator). Score of a run: the mean "
+             f"{len(runs)} runs, grouped by setting: runs whose configs differ in anything "
+             f"but the seed (and where and how they were logged) are never pooled; a group "
+             f"that differs from another of the same estimator says how in brackets. Score "
+             f"of a run: the mean "
              f"of `{metric}` over its last {FINAL_FRACTION:.0%} of env steps. Mean and "
              f"interquartile mean (IQM) over seeds, with 95% stratified-bootstrap confidence "
              f"intervals ({BOOTSTRAP_REPS} resamples; Agarwal et al. 2021).", "",

@@ -61,9 +61,8 @@ shape (K, N)); one backward gives each copy's ∂surrogate/∂φ, since copy k's
 on copy k alone; then ∂φ/∂θ is applied to the K cotangents in one batched vector-Jacobian
 product (``is_grads_batched``, i.e. ``torch.func.vmap``). The actor runs forward once, the
 cost sees K·M·N actions in a few large calls (chunks of ``CHUNK_ACTIONS`` for a critic
-network). Measured on one CPU thread, K = 16, M = 4: Box, 256×256 networks, N = 64: 75 ms
-against 118 ms for 16 separate backward passes (N = 256: 0.29 s against 0.36 s; the critic's
-own work on K·M·N actions is the floor); Discrete, 64×64, N = 256: 8 ms against 24 ms.
+network): one batched pass costs less than K separate backward passes, down to the critic's
+own work on K·M·N actions.
 
 REINFORCE has no critic, so there is no per-state cost to estimate the gradient of, and
 ``exact`` does not apply. Its diagnostics draw a batch of fresh episodes in an env of their
@@ -263,10 +262,8 @@ def flat_grad(outputs, inputs: Sequence[torch.Tensor], grad_outputs=None,
         .reshape(lead + (-1,)) for g, p in zip(grads, inputs)], -1)
 
 
-# Actions per chunk of copies when the cost is a network (Box SAC's critic): one call on more
-# rows than this gets slower, not faster, on a CPU once the activations leave the cache
-# (measured, 16 copies × 4 draws × 256 states through a 256×256 critic: 0.70 s in one call,
-# 0.29 s in chunks of 2048 actions, 0.36 s as 16 separate backward passes).
+# Actions per chunk of copies when the cost is a network (Box SAC's critic): on a CPU, one call
+# on many more rows than this gets slower, not faster, once the activations leave the cache.
 CHUNK_ACTIONS = 2048
 
 
@@ -525,6 +522,12 @@ class Diagnostics:
 
     def measure(self, agent, global_step: int, states: torch.Tensor | None = None) -> Report:
         s = self.settings
+        if hasattr(agent, "rollout"):  # APG, SHAC: their gradient is through the dynamics
+            from pathwise.errors import ConfigError
+
+            raise ConfigError(f"gradient diagnostics apply to agent=sac and agent=reinforce; "
+                              f"agent={self.cfg.agent.name}'s gradient through the dynamics is "
+                              f"measured by `pathwise lab horizon`")
         seed = measurement_seed(self.cfg.seed, global_step)
         with _OwnRandomness(seed, self.device):
             if hasattr(agent, "actor_cost"):

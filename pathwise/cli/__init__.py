@@ -33,7 +33,8 @@ commands:
   compare   aggregate runs over seeds, plot learning curves: {PROG} compare RUN_DIR...
   diagnose  gradient variance, SNR and bias of every estimator at a checkpoint:
             {PROG} diagnose RUN_DIR
-  lab       textbook estimator results, reproduced and checked: {PROG} lab --out DIR
+  lab       textbook estimator results, reproduced and checked: {PROG} lab --out DIR;
+            a VAE trained with each estimator: {PROG} lab vae --latent categorical
 
 options:
   -h, --help   show this message; `{PROG} COMMAND --help` describes a command

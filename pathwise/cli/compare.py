@@ -14,7 +14,9 @@ def compare_parser() -> argparse.ArgumentParser:
     from pathwise.analysis.compare import DEFAULT_METRIC
 
     p = Parser(prog=f"{PROG} compare", description=(
-        "Group runs by (env, agent, estimator), aggregate seeds (mean and interquartile mean "
+        "Group runs by setting (runs whose configs differ in anything but the seed are never "
+        "pooled; a group that differs from another of the same estimator is labelled by "
+        "what differs), aggregate seeds (mean and interquartile mean "
         "with 95% stratified-bootstrap CIs, as rliable), print the table, and write learning "
         "curves (vs env steps and vs wall-clock) and a markdown report."))
     p.add_argument("paths", nargs="+", metavar="RUN_DIR",
@@ -49,15 +51,21 @@ def main(args: list[str]) -> int:
         print(json.dumps([r.to_dict() for r in rows]))
         return 0
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=box.SIMPLE, title=f"{opts.metric}: {len(runs)} runs", title_justify="left")
     for name in compare.table_header(rows):
         table.add_column(name, justify="right" if name in ("runs", "steps") else "left")
     for cells in compare.table_rows(rows):
-        table.add_row(*cells)
+        table.add_row(*(escape(c) for c in cells))  # "[total_steps=2000]" is not markup
     term = console()
     term.print(table)
+    for row in rows:
+        if row.duplicate_seeds:
+            term.print(f"note: {row.env} {row.label} has seed "
+                       f"{', '.join(map(str, row.duplicate_seeds))} more than once; each run "
+                       f"counts as a sample", highlight=False, markup=False)
     term.print(f"wrote {report} and {len(figures)} figures to {out}")
     if wandb_dir is not None:
         term.print(f"wandb: {wandb_dir}")

@@ -92,17 +92,20 @@ def run_training(cfg, preset: str | None, progress: bool = True) -> int:
     from pathwise.training.config import as_train_config
     from pathwise.training.loop import train
     from pathwise.training.run_dir import default_run_dir
-    from pathwise.training.runtime import resolve_device
+    from pathwise.training.runtime import auto_threads, resolve_device
 
     tc = as_train_config(cfg)
     if not tc.run_dir and not tc.resume:
         tc.run_dir = str(default_run_dir(tc))
     run_dir = tc.resume or tc.run_dir
     device = resolve_device(tc.device)
+    if not tc.torch_threads:
+        tc.torch_threads = auto_threads()  # decided once, and recorded in config.yaml
     what = f"{tc.agent.name}-{tc.estimator.name} on {tc.env}"
     detail = f"preset {preset}" if preset else ("resumed" if tc.resume else "no preset")
     header = (f"{PROG} train: {what} ({detail}), {tc.total_steps:,} steps, seed {tc.seed}, "
-              f"{device}, wandb {tc.wandb.mode} -> {run_dir}")
+              f"{device}, {tc.torch_threads} torch thread{'s' * (tc.torch_threads > 1)}, "
+              f"wandb {tc.wandb.mode} -> {run_dir}")
     started = time.perf_counter()
     with Progress(tc.total_steps, what, header, enabled=progress) as report:
         result = train(tc, progress=report)

@@ -149,10 +149,8 @@ class TrainConfig:
     eval_episodes: int = param(10, "episodes per evaluation")
     checkpoint_every: int = param(10_000, "env steps between checkpoints (0: at the end only)")
     log_every: int = param(1000, "env steps between logged training losses")
-    # One thread by default: the networks are small MLPs, which gain little from more threads
-    # on a CPU and lose a lot when the cores are shared (README, Speed).
-    torch_threads: int = param(1, "torch intra-op threads (0: torch's default); in a sweep (-m), "
-                                  "at most the job's share of the cores, which 0 takes whole")
+    torch_threads: int = param(0, "torch intra-op threads; 0: the cores the load average says "
+                                  "are idle, at least 1 (a sweep's jobs share the cores out)")
     compile: bool = param(False, "wrap the agent's update (its loss functions, forward and "
                                  "backward) in torch.compile; CPU or CUDA")
     compile_mode: str = param("default", "torch.compile mode: default | reduce-overhead | "

@@ -54,7 +54,12 @@ from pathwise.training.run_dir import (
     make_run_dir,
     truncate_metrics,
 )
-from pathwise.training.runtime import keep_freed_memory, resolve_device, seed_everything
+from pathwise.training.runtime import (
+    auto_threads,
+    keep_freed_memory,
+    resolve_device,
+    seed_everything,
+)
 from pathwise.training.tracking import JsonlWriter, check_wandb_mode, open_wandb_run
 
 RECENT_EPISODES = 10  # episodes the progress display's return averages over
@@ -89,8 +94,7 @@ def train(config, progress=None) -> TrainResult:
         raise ConfigError(CUDAGRAPHS_ON_CPU)
     check_wandb_mode(cfg.wandb.mode)
     run_dir, checkpoint = find_run_dir(cfg)
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
+    torch.set_num_threads(cfg.torch_threads or auto_threads())
     keep_freed_memory()
     seed_everything(cfg.seed)
     envs = make_vec_env(cfg.env, cfg.num_envs, cfg.seed, device, action_bins=cfg.action_bins)
@@ -123,6 +127,7 @@ class Run:
         # statistics on the device until a log interval (no host sync per step).
         self.episodes_on_host = getattr(envs, "episodes_on_host", True)
         self.global_step = 0
+        self.taken = envs.num_envs  # env steps of the last iteration (a rollout agent's: H·N)
         self.started = time.perf_counter()  # minus the time of earlier sessions, on resume
         self.wandb_id: str | None = None
         self.wandb = None
@@ -192,18 +197,22 @@ class Run:
             if obs is None:
                 obs = envs.reset(seed=cfg.seed)
             with _StopOnSigint() as stop:
+                rollout = getattr(agent, "rollout", None)  # agents that step the envs (APG)
                 while self.global_step < cfg.total_steps and not stop.requested:
-                    # collect → store → update
-                    action = agent.act(obs, self.global_step)
-                    result = envs.step(action)
-                    agent.observe(obs, action, result)
-                    obs = result.obs
-                    self.global_step += envs.num_envs
-                    metrics = agent.train_step(self.global_step)
+                    if rollout is not None:  # collect and update in one: a window of steps
+                        obs, self.taken, metrics = rollout(envs, obs, self.global_step)
+                        self.global_step += self.taken
+                    else:  # collect → store → update
+                        action = agent.act(obs, self.global_step)
+                        result = envs.step(action)
+                        agent.observe(obs, action, result)
+                        obs = result.obs
+                        self.global_step += envs.num_envs
+                        metrics = agent.train_step(self.global_step)
+                        self.log_episodes(result)
                     if metrics is not None:
                         self.last_metrics = metrics
                     # log → measure → evaluate → checkpoint
-                    self.log_episodes(result)
                     if self.due(cfg.log_every):
                         self.log_training()
                     if self.probe is not None and self.due(cfg.diagnostics.every):
@@ -230,7 +239,8 @@ class Run:
                            self.wandb.dir if self.wandb is not None else None, self.eval_step)
 
     def due(self, every: int) -> bool:
-        return crossed(self.global_step, self.envs.num_envs, every)
+        """Did the last iteration's env steps pass a multiple of ``every``?"""
+        return crossed(self.global_step, self.taken, every)
 
     def finish(self, interrupted: bool) -> None:
         """Save what was trained, then evaluate it (unless interrupted or just evaluated): an
@@ -271,6 +281,10 @@ class Run:
         one line what failed and how to go on."""
         what = one_line(err, 200) if isinstance(err, PathwiseError) \
             else f"{type(err).__name__}: {one_line(err, 200)}"
+        if self.global_step == (self.saved_step or 0):  # nothing new to save
+            kept = ("nothing was trained yet" if not self.global_step else
+                    f"checkpoints/last.pt of step {self.global_step} is kept")
+            return TrainingError(f"training stopped at step {self.global_step}: {what}; {kept}")
         try:
             self.save_checkpoint(envs="if-possible")  # the envs may be what failed
             self.save_policy()

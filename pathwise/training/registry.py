@@ -14,6 +14,8 @@ from pathwise.errors import ConfigError
 AGENTS = {
     "sac": ("pathwise.agents.sac", "SAC", "SACConfig"),
     "reinforce": ("pathwise.agents.reinforce", "Reinforce", "ReinforceConfig"),
+    "apg": ("pathwise.agents.apg", "APG", "APGConfig"),
+    "shac": ("pathwise.agents.shac", "SHAC", "SHACConfig"),
 }
 
 
@@ -59,6 +61,10 @@ def build_agent(cfg, envs, device):
                                             **({"nvec": list(nvec)} if nvec else {}))
         if problems:
             raise ConfigError(f"{cfg.env}: {problems[0]}")
+    if hasattr(cfg.agent, "run_problems"):  # envs or settings this agent cannot train with
+        problems = cfg.agent.run_problems(cfg, envs)
+        if problems:
+            raise ConfigError(problems[0])
     try:
         estimator = cfg.estimator.build()
         agent = agent_class(cfg.agent.name)(

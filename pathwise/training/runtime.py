@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import os
+import platform
 import random
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +28,32 @@ def resolve_device(name: str, option: str = "device=") -> torch.device:
     except RuntimeError:
         raise ConfigError(f"{option}{name}: not a device; use cpu, cuda, cuda:N or auto") \
             from None
+
+
+def available_cores() -> int:
+    """CPUs this process may run on: its affinity mask where the OS has one (a Slurm job's
+    allocation, ``taskset``), else every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def auto_threads() -> int:
+    """Torch threads for a run that was given none (``torch_threads=0``): the cores this
+    process may use that the 1-minute load average says are idle, at least one.
+
+    The networks here are small MLPs: on an idle machine a run gains from the cores it has
+    (as Stable-Baselines3, which keeps torch's default, does), but threads that have to share
+    a core with another job slow every update several times over (README, Speed). A sweep
+    divides the cores between its jobs instead (``sweeps.job_threads``).
+    """
+    cores = available_cores()
+    try:
+        busy = os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average (Windows)
+        busy = 0.0
+    return max(1, min(cores, cores - int(busy + 0.5)))
 
 
 def seed_everything(seed: int) -> None:
@@ -52,3 +81,30 @@ def keep_freed_memory() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
     mallopt(m_mmap_threshold, 32 << 20)
     mallopt(m_trim_threshold, 64 << 20)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, for a benchmark's report ("?" where unknown)."""
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except (OSError, AttributeError):
+        return "?"
+
+
+def describe_machine(device: str | torch.device | None = None) -> str:
+    """One line for a benchmark table: CPU model and count, the GPU of ``device`` (when it is
+    CUDA), OS, Python and torch versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    device = torch.device(device) if device is not None else None
+    gpu = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" \
+        else "no GPU used"
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, {gpu}; {platform.system()} "
+            f"{platform.release()}; Python {platform.python_version()}, torch "
+            f"{torch.__version__}")

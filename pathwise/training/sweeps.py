@@ -9,29 +9,21 @@ What does live here is the one thing a launcher cannot know: that torch, left al
 many intra-op threads as the machine has cores in *every* job. Two parallel jobs on two cores
 would each run two threads and spend their time waiting for each other. So each job gets a
 thread budget: its launcher's share of the cores it runs on, such that jobs × threads never
-exceeds the cores. ``torch_threads=0`` (torch's default in a single run) takes the whole budget;
+exceeds the cores. ``torch_threads=0`` (in a single run: the idle cores) takes the whole budget;
 a larger explicit value is cut down to it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
+
+from pathwise.training.runtime import available_cores
 
 BASIC = "BasicLauncher"
 JOBLIB = "JoblibLauncher"
 SUBMITIT_LOCAL = "LocalLauncher"
 SUBMITIT_SLURM = "SlurmLauncher"
 RAY = "RayLauncher"
-
-
-def available_cores() -> int:
-    """CPUs this process may run on: its affinity mask where the OS has one (a Slurm job's
-    allocation, ``taskset``), else every core of the machine."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def launcher_kind(launcher: Mapping) -> str:

@@ -98,15 +98,18 @@ def test_multirun_puts_one_run_dir_per_job_under_the_sweep_dir(sweep_dir):
 
 def test_compare_groups_seeds_and_writes_figures_and_report(sweep_dir, discrete_run,
                                                             tmp_path, capsys):
+    """The sweep's two seeds are one group; the lone run, evaluated every 50 steps instead
+    of 25, is another (never pooled with them)."""
     out_dir = tmp_path / "cmp"
     code, out, err = run_cli(capsys, "compare", sweep_dir, discrete_run, "--out", out_dir,
                              "--json")
     assert code == 0, err
-    rows = json.loads(out)
-    assert len(rows) == 1  # one (env, agent, estimator) group
-    row = rows[0]
+    rows = {row["variant"]: row for row in json.loads(out)}
+    assert set(rows) == {"eval_every=25", "eval_every=50"}
+    row = rows["eval_every=25"]
     assert (row["env"], row["agent"], row["estimator"]) == (DISCRETE, "sac", "pathwise")
-    assert row["runs"] == 3 and sorted(row["seeds"]) == [0, 0, 1]
+    assert row["runs"] == 2 and sorted(row["seeds"]) == [0, 1]
+    assert rows["eval_every=50"]["runs"] == 1
     for stat in ("mean", "iqm"):
         low, high = row[f"{stat}_ci"]
         assert low <= row[stat] <= high

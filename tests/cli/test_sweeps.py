@@ -315,3 +315,25 @@ def test_the_learning_benchmark_reads_finished_runs_and_refuses_unfinished_ones(
     with pytest.raises(SystemExit, match="holds no finished 400-step run"):
         bench.main(["--seeds", "1", "--runs", str(runs)])
     assert (run_dir / "metrics.jsonl").read_bytes() == metrics_before
+
+
+@pytest.mark.parametrize("cores,load,expected", [(2, 0.05, 2), (2, 0.9, 1), (2, 1.6, 1),
+                                                 (8, 3.4, 5), (8, 30.0, 1), (1, 0.0, 1)])
+def test_a_single_run_takes_the_cores_the_load_average_says_are_idle(monkeypatch, cores, load,
+                                                                     expected):
+    from pathwise.training import runtime
+
+    monkeypatch.setattr(runtime, "available_cores", lambda: cores)
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (load, load, load))
+    assert runtime.auto_threads() == expected
+
+
+def test_torch_threads_0_is_decided_once_and_recorded(tmp_path, capsys, monkeypatch):
+    from pathwise.training import runtime
+
+    monkeypatch.setattr(runtime, "auto_threads", lambda: 1)
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--no-progress", *tiny(torch_threads=0),
+                           f"run_dir={run_dir}")
+    assert code == 0 and "1 torch thread," in err
+    assert OmegaConf.load(run_dir / "config.yaml").torch_threads == 1

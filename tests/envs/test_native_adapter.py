@@ -95,3 +95,27 @@ def test_a_step_on_cuda_never_waits_for_the_device():
         finally:
             torch.cuda.set_sync_debug_mode("default")
         assert envs.pop_episodes()[0] == 0
+
+
+def test_differentiable_steps_keep_gradients_and_the_same_statistics():
+    """step_differentiable: the same transitions and episode statistics as step, with
+    gradients from the rewards to the actions, and a detached observation for checkpoints."""
+    plain = make_vec_env("pathwise/Pendulum-v1", num_envs=3, seed=4, max_episode_steps=2)
+    graded = make_vec_env("pathwise/Pendulum-v1", num_envs=3, seed=4, max_episode_steps=2)
+    plain.reset(), graded.reset()
+    actions = torch.tensor([[0.5], [-0.25], [0.0]], requires_grad=True)
+    for _ in range(3):
+        result = plain.step(actions)
+        obs, reward, terminated, truncated, info = graded.step_differentiable(actions)
+        torch.testing.assert_close(obs.detach(), result.obs)
+        torch.testing.assert_close(reward.detach(), result.reward)
+        torch.testing.assert_close(info["final_obs"].detach(), result.next_obs)
+        assert torch.equal(truncated, result.truncated)
+    (grad,) = torch.autograd.grad(reward.sum(), actions)
+    assert grad.abs().sum() > 0
+    assert not graded.state_dict()["obs"].requires_grad
+    assert plain.pop_episodes() == graded.pop_episodes()
+    with make_vec_env("pathwise/CartPole-v1", num_envs=2, seed=0) as discrete:
+        discrete.reset()
+        with pytest.raises(ValueError, match="need Box actions"):
+            discrete.step_differentiable(torch.zeros(2, 2))

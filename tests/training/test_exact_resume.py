@@ -14,8 +14,10 @@ import pytest
 import torch
 
 import pathwise.training.loop as runner
+from pathwise.agents.apg import APGConfig
 from pathwise.agents.reinforce import ReinforceConfig
 from pathwise.agents.sac import SACConfig, TemperatureSchedule
+from pathwise.agents.shac import SHACConfig
 from pathwise.training.checkpoint import atomic_save, load_checkpoint
 from pathwise.training.config import EstimatorConfig, TrainConfig, WandbConfig, as_train_config
 from pathwise.training.tracking import read_metrics
@@ -47,6 +49,14 @@ CASES = {
     "sac-bins": (lambda: SACConfig(hidden_sizes=[16], batch_size=32, learning_starts=64,
                                    buffer_size=1000),
                  "Pendulum-v1", "gumbel_rao", {"num_envs": 2, "action_bins": 5}),
+    # Agents that step the envs themselves (loop.Run.train's rollout branch): 5-step windows
+    # of 4 envs, 20 env steps per iteration; the env's state, the observation statistics and
+    # (SHAC) critic, target critic and their optimiser go through the checkpoint.
+    "apg": (lambda: APGConfig(hidden_sizes=[16], horizon=5),
+            "pathwise/PointMass-v0", "pathwise", {"num_envs": 4}),
+    "shac": (lambda: SHACConfig(hidden_sizes=[16], critic_hidden_sizes=[16], horizon=5,
+                                critic_iterations=2, lr_decay_steps=400),
+             "pathwise/Pendulum-v1", "pathwise", {"num_envs": 4}),
 }
 
 

@@ -337,3 +337,25 @@ def test_torch_threads_0_is_decided_once_and_recorded(tmp_path, capsys, monkeypa
                            f"run_dir={run_dir}")
     assert code == 0 and "1 torch thread," in err
     assert OmegaConf.load(run_dir / "config.yaml").torch_threads == 1
+
+
+def test_the_headline_diagnostics_table_reports_statistics_above_their_noise_floors(tmp_path):
+    """A gradient at its noise floor reads 0 signal and 0 bias, not 0.0625 and the floor."""
+    from pathwise.analysis.compare import load_run
+    from pathwise.training.config import TrainConfig
+
+    bench = load_benchmark()
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = TrainConfig(env="CartPole-v1", total_steps=1000, run_dir=str(run))
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    stats = {"variance": 1.6, "signal_to_noise": 0.0625, "signal_to_noise_corrected": 0.0,
+             "snr": 0.21, "snr_median": 0.18, "snr_median_floor": 0.173, "cosine": 0.12,
+             "bias": 0.32, "bias_corrected": 0.0, "bias_se": 0.32}
+    record = {"global_step": 1000, "time": 1.0,
+              **{f"grad/score_no_baseline/{k}": v for k, v in stats.items()}}
+    (run / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+    header, _, row = bench.diagnostics_table([load_run(run)])
+    assert "median SNR_j | its floor" in header and "bias above its floor" in header
+    assert row == ("| CartPole-v1 | pathwise | score_no_baseline | 1.6 | 0 | 0.18 | 0.173 | "
+                   "0.12 | 0 | 0.32 |")

@@ -7,6 +7,7 @@ import os
 import platform
 import random
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,21 +40,44 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def auto_threads() -> int:
+def auto_threads(window: float = 0.2) -> int:
     """Torch threads for a run that was given none (``torch_threads=0``): the cores this
-    process may use that the 1-minute load average says are idle, at least one.
+    process may use that are idle right now, at least one.
 
     The networks here are small MLPs: on an idle machine a run gains from the cores it has
     (as Stable-Baselines3, which keeps torch's default, does), but threads that have to share
-    a core with another job slow every update several times over (README, Speed). A sweep
-    divides the cores between its jobs instead (``sweeps.job_threads``).
+    a core with another job slow every update several times over (README, Speed). "Right now"
+    is the CPU time the machine spent idle over ``window`` seconds (``/proc/stat``); the load
+    average, where there is no /proc, lags by a minute. A sweep divides the cores between its
+    jobs instead (``sweeps.job_threads``).
     """
     cores = available_cores()
-    try:
-        busy = os.getloadavg()[0]
-    except (OSError, AttributeError):  # no load average (Windows)
-        busy = 0.0
-    return max(1, min(cores, cores - int(busy + 0.5)))
+    busy = _busy_cpus(window)
+    idle = (os.cpu_count() or cores) - busy
+    return max(1, min(cores, int(idle + 0.5)))
+
+
+def _busy_cpus(window: float) -> float:
+    """How many CPUs' worth of time the machine is busy, measured over ``window`` seconds."""
+    def snapshot() -> tuple[int, int] | None:
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        return fields[3] + fields[4], sum(fields[:8])  # (idle + iowait, total) in jiffies
+
+    first = snapshot()
+    if first is None:
+        try:
+            return os.getloadavg()[0]
+        except (OSError, AttributeError):  # Windows: assume an idle machine
+            return 0.0
+    time.sleep(window)
+    second = snapshot()
+    idle, total = second[0] - first[0], second[1] - first[1]
+    if total <= 0:
+        return 0.0
+    return (1.0 - idle / total) * (os.cpu_count() or 1)
 
 
 def seed_everything(seed: int) -> None:

@@ -317,15 +317,37 @@ def test_the_learning_benchmark_reads_finished_runs_and_refuses_unfinished_ones(
     assert (run_dir / "metrics.jsonl").read_bytes() == metrics_before
 
 
-@pytest.mark.parametrize("cores,load,expected", [(2, 0.05, 2), (2, 0.9, 1), (2, 1.6, 1),
+@pytest.mark.parametrize("cpus,busy,expected", [(2, 0.05, 2), (2, 0.9, 1), (2, 1.6, 1),
                                                  (8, 3.4, 5), (8, 30.0, 1), (1, 0.0, 1)])
-def test_a_single_run_takes_the_cores_the_load_average_says_are_idle(monkeypatch, cores, load,
-                                                                     expected):
+def test_a_single_run_takes_the_cores_that_are_idle_right_now(monkeypatch, cpus, busy,
+                                                               expected):
     from pathwise.training import runtime
 
-    monkeypatch.setattr(runtime, "available_cores", lambda: cores)
-    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(runtime, "available_cores", lambda: cpus)
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(runtime, "_busy_cpus", lambda window: busy)
     assert runtime.auto_threads() == expected
+
+
+def test_busy_cpus_counts_a_process_that_burns_a_core():
+    """A child process spinning on one core reads as about one busy CPU (whatever else runs
+    here adds to it, never takes from it)."""
+    import subprocess
+    import sys
+
+    from pathwise.training import runtime
+
+    if not Path("/proc/stat").is_file():
+        pytest.skip("no /proc/stat")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.3)
+        assert runtime._busy_cpus(0.5) >= 0.7
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def test_torch_threads_0_is_decided_once_and_recorded(tmp_path, capsys, monkeypatch):

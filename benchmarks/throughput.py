@@ -45,8 +45,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from pathwise.training.runtime import describe_machine, load_average
-
 SAC_ENVS = ("Pendulum-v1", "HalfCheetah-v5")
 PG_ENV, PG_NUM_ENVS = "CartPole-v1", 8
 EVAL_SEED = 10_000
@@ -200,6 +198,8 @@ WORKERS = {"pathwise-sac": pathwise_sac, "sb3-sac": sb3_sac,
 
 
 def worker(args) -> None:
+    if args.worker.startswith("pathwise"):
+        import pathwise  # noqa: F401  (before torch, as the `pathwise` command imports it)
     import torch
 
     if args.threads > 0:  # 0: each library's own default
@@ -211,14 +211,18 @@ def worker(args) -> None:
 
 # -- the parent: alternate A B A B, each run in a fresh process ------------------------------
 def run(kind: str, env: str, args, steps: int, learning_starts: int) -> dict:
+    from pathwise.training.runtime import environ_for_other_libraries
+
     cmd = [sys.executable, __file__, "--worker", kind, "--env", env, "--steps", str(steps),
            "--learning-starts", str(learning_starts), "--threads", str(args.threads),
            "--device", args.device, "--seed", str(args.seed), "--batch-size",
            str(args.batch_size), "--buffer-size", str(args.buffer_size), "--eval-episodes",
            str(args.eval_episodes)] + (["--compile"] if args.compile else [])
     started = time.perf_counter()
+    # SB3's side runs in its users' environment, without what `import pathwise` set here.
+    environ = environ_for_other_libraries() if kind.startswith("sb3") else os.environ
     proc = subprocess.run(cmd, capture_output=True, text=True,
-                          env={**os.environ, "WANDB_MODE": "disabled"})
+                          env={**environ, "WANDB_MODE": "disabled"})
     process_s = time.perf_counter() - started
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
@@ -312,6 +316,8 @@ def main(argv=None) -> int:
         args.eval_episodes = min(args.eval_episodes, 2)
     if args.learning_starts < args.batch_size or args.steps <= args.learning_starts:
         parser.error("need batch-size <= learning-starts < steps")
+
+    from pathwise.training.runtime import describe_machine, load_average
 
     threads = args.threads or "each library's default"
     print(f"# {describe_machine(args.device)}; load average {load_average()}; device "

@@ -11,7 +11,7 @@ SB3 seed 0, pathwise seed 1, ...) so that a change in the machine's load hits bo
 evaluate every ``--eval-every`` env steps with 10 deterministic episodes of Gymnasium's env
 and stop at the first evaluation that reaches the threshold; a run that never reaches it runs
 its whole budget and counts as not reaching it. Each library runs with its own defaults
-(threads included: pathwise one torch thread, SB3 torch's default).
+(threads included: pathwise the cores idle at its start, SB3 torch's default).
 
 - Pendulum (≥ −200): pathwise SAC with the ``sac/pathwise-Pendulum-v1`` preset on
   ``pathwise/Pendulum-v1`` against SB3's SAC with rl-zoo3's Pendulum-v1 hyperparameters
@@ -32,8 +32,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-from pathwise.training.runtime import describe_machine, load_average
 
 TASKS = {
     "Pendulum": {"gym": "Pendulum-v1", "torch": "pathwise/Pendulum-v1", "threshold": -200.0,
@@ -106,12 +104,16 @@ def worker(args) -> None:
 
 # -- the driver -----------------------------------------------------------------------------
 def timed_run(library: str, task: str, seed: int, args) -> dict:
+    from pathwise.training.runtime import environ_for_other_libraries
+
     cmd = [sys.executable, __file__, "--worker", library, "--task", task, "--seed", str(seed),
            "--eval-every", str(args.eval_every), "--device", args.device,
            "--overrides", json.dumps(dict(_pair(s) for s in args.set))]
+    # SB3's side runs in its users' environment, without what `import pathwise` set here.
+    environ = environ_for_other_libraries() if library == "sb3" else os.environ
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ,
-                                                                    "PYTHONHASHSEED": "0"})
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env={**environ, "PYTHONHASHSEED": "0"})
     seconds = time.perf_counter() - started
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -128,6 +130,8 @@ def _pair(text: str) -> tuple[str, object]:
 
 
 def machine() -> str:
+    from pathwise.training.runtime import describe_machine, load_average
+
     return f"{describe_machine()}; load average {load_average()} at the start"
 
 

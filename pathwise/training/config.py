@@ -149,8 +149,8 @@ class TrainConfig:
     eval_episodes: int = param(10, "episodes per evaluation")
     checkpoint_every: int = param(10_000, "env steps between checkpoints (0: at the end only)")
     log_every: int = param(1000, "env steps between logged training losses")
-    torch_threads: int = param(0, "torch intra-op threads; 0: the cores the load average says "
-                                  "are idle, at least 1 (a sweep's jobs share the cores out)")
+    torch_threads: int = param(0, "torch intra-op threads; 0: the cores idle when the run "
+                                  "starts, at least 1 (a sweep's jobs share the cores out)")
     compile: bool = param(False, "wrap the agent's update (its loss functions, forward and "
                                  "backward) in torch.compile; CPU or CUDA")
     compile_mode: str = param("default", "torch.compile mode: default | reduce-overhead | "

@@ -80,6 +80,14 @@ def _busy_cpus(window: float) -> float:
     return (1.0 - idle / total) * (os.cpu_count() or 1)
 
 
+def environ_for_other_libraries() -> dict[str, str]:
+    """This process's environment without the variables ``import pathwise`` set for itself
+    (``OMP_WAIT_POLICY``): for a subprocess that runs another library as its users run it."""
+    import pathwise
+
+    return {k: v for k, v in os.environ.items() if k not in pathwise.DEFAULTED_ENV}
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

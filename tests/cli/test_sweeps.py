@@ -350,6 +350,26 @@ def test_busy_cpus_counts_a_process_that_burns_a_core():
         spinner.wait()
 
 
+@pytest.mark.parametrize("setup, expected, for_others", [
+    ("", "PASSIVE", None),                          # set by the import, not passed on to SB3
+    ("os.environ['OMP_WAIT_POLICY'] = 'ACTIVE'", "ACTIVE", "ACTIVE"),  # the user's value wins
+    ("import torch", None, None),                   # too late: libgomp has read it already
+])
+def test_import_pathwise_makes_torch_threads_wait_passively(setup, expected, for_others):
+    """Spinning OpenMP threads of two runs on the same cores starve each other (README,
+    Speed); the variable has to be in the environment before torch loads libgomp."""
+    import subprocess
+    import sys
+
+    code = (f"import os; os.environ.pop('OMP_WAIT_POLICY', None); {setup}\n"
+            "import pathwise, torch\n"
+            "from pathwise.training.runtime import environ_for_other_libraries as other\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'), other().get('OMP_WAIT_POLICY'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == [str(expected), str(for_others)]
+
+
 def test_torch_threads_0_is_decided_once_and_recorded(tmp_path, capsys, monkeypatch):
     from pathwise.training import runtime
 

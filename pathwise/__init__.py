@@ -18,8 +18,8 @@ __version__ = "0.2.0"
 
 # torch's CPU thread pool (GNU OpenMP) keeps idle threads spinning by default. Two runs that
 # share the cores then burn each other's time: two HalfCheetah runs of 2 threads each on 2
-# cores ran at about 2 env steps/s instead of 60 (README, Speed, with the benchmark). Passive
-# waiting leaves a run alone on the cores about as fast. libgomp reads the variable when torch
+# cores took 6x as long as with passive waiting (benchmarks/threads.py; README, Speed), which
+# leaves a run alone on the cores about as fast. libgomp reads the variable when torch
 # loads, so this only takes effect when pathwise is imported first (the CLI always is); a
 # value the user set wins.
 DEFAULTED_ENV: tuple[str, ...] = ()  # what this import set (benchmarks unset it for SB3)

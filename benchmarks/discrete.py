@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -141,19 +139,10 @@ def task_table(runs: list, task: str, exact_feasible: bool) -> str:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    import torch
+    from pathwise.training.runtime import describe_machine, load_average
 
-    return (f"{datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; {cpu}, {os.cpu_count()} cores, "
-            f"load average {load}; torch {torch.__version__}, 1 thread per run")
+    return (f"{datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; {describe_machine()}; "
+            f"load average {load_average()}; 1 torch thread per run")
 
 
 def report(root: Path) -> str:

@@ -38,6 +38,10 @@ TASKS = {
                  "sb3": "sac", "sb3_steps": 20_000},
     "CartPole": {"gym": "CartPole-v1", "torch": "pathwise/CartPole-v1", "threshold": 475.0,
                  "sb3": "dqn", "sb3_steps": 50_000},
+    # Not in the list: pathwise's other CartPole preset, the score function.
+    "CartPole-reinforce": {"gym": "CartPole-v1", "torch": "pathwise/CartPole-v1",
+                           "threshold": 475.0, "sb3": "dqn", "sb3_steps": 50_000,
+                           "agent": "Reinforce"},
 }
 # rl-baselines3-zoo, hyperparams/sac.yml (Pendulum-v1) and dqn.yml (CartPole-v1).
 ZOO = {
@@ -53,9 +57,10 @@ EPISODES = 10
 # -- the workers: one run each, in a subprocess ---------------------------------------------
 def run_pathwise(task: dict, seed: int, eval_every: int, device: str, out: Path,
                  overrides: dict) -> dict:
-    from pathwise import SAC
+    import pathwise
 
-    model = SAC(task["torch"], seed=seed, eval_every=eval_every, eval_episodes=EPISODES,
+    agent = getattr(pathwise, task.get("agent", "SAC"))
+    model = agent(task["torch"], seed=seed, eval_every=eval_every, eval_episodes=EPISODES,
                 device=device, wandb="disabled", run_dir=out / "run", **overrides)
     reached = {}
 
@@ -146,7 +151,8 @@ def describe(runs: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--tasks", nargs="*", default=["Pendulum", "CartPole"],
+                        choices=list(TASKS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--device", default="cpu")

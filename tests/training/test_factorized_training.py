@@ -8,40 +8,18 @@ import math
 import numpy as np
 import pytest
 import torch
+from _training import run
 from omegaconf import OmegaConf
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-import pathwise.training.loop as runner
 from pathwise.agents.sac import SACConfig
 from pathwise.envs.make import make_env
 from pathwise.envs.seeding import EVALUATION, derive_seeds
 from pathwise.training.checkpoint import load_policy
-from pathwise.training.config import EstimatorConfig, TrainConfig, WandbConfig
 from pathwise.training.evaluation import evaluate
 from pathwise.training.tracking import read_metrics
 from tests._multidiscrete import MULTI_BANDIT_ID, MULTI_BINARY_ID
-
-
-def run(tmp_path, monkeypatch, env, estimator, total_steps, agent=None, **kwargs):
-    """Train; return (result, agent, its initial policy parameters)."""
-    captured = {}
-    build = runner.build_agent
-
-    def spy(*args, **kw):
-        built = build(*args, **kw)
-        captured["agent"] = built
-        captured["init"] = {n: p.detach().clone() for n, p in built.policy.named_parameters()}
-        return built
-
-    monkeypatch.setattr(runner, "build_agent", spy)
-    agent = agent or SACConfig(hidden_sizes=[32, 32], batch_size=32, learning_starts=64,
-                               buffer_size=10_000)
-    options = dict(eval_every=0, eval_episodes=3, log_every=50, device="cpu") | kwargs
-    cfg = TrainConfig(env=env, agent=agent, total_steps=total_steps,
-                      estimator=EstimatorConfig(name=estimator), run_dir=str(tmp_path / "run"),
-                      wandb=WandbConfig(mode="disabled"), **options)
-    return runner.train(cfg), captured["agent"], captured["init"]
 
 
 def check_trained(result, agent, init):

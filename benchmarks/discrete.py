@@ -20,6 +20,8 @@ enumerated (floor-corrected, beside its noise floor) and its cosine to the refer
                                                                     # finished run is reused
     python benchmarks/discrete.py --report runs/discrete            # tables of finished runs
     python benchmarks/discrete.py --quick --seeds 1                 # 10x shorter smoke pass
+    python benchmarks/discrete.py --only HalfCheetah-v5 --steps 25000 --every 5000
+                                                                    # a shorter budget
 
 Torch ports are used where they exist (``pathwise/Pendulum-v1``: the env steps on the
 device); evaluations run on Gymnasium's own env, in its Box units (the saved policy maps its
@@ -68,7 +70,7 @@ def overrides_for(env: str, preset: str | None, estimator: str, seed: int, steps
                   diagnostics: int, run_dir: Path) -> list[str]:
     out = [f"env={env}", f"action_bins={BINS}", f"estimator={estimator}", f"seed={seed}",
            f"total_steps={steps}", f"diagnostics.every={diagnostics}", "wandb.mode=disabled",
-           "device=cpu", f"run_dir={run_dir}"]
+           "device=cpu", "torch_threads=1", f"run_dir={run_dir}"]
     return ([f"preset={preset}"] if preset else []) + out
 
 
@@ -165,6 +167,10 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="tasks to run (default: all)")
     parser.add_argument("--estimators", nargs="*", default=ESTIMATORS)
     parser.add_argument("--quick", action="store_true", help="10x fewer steps (smoke pass)")
+    parser.add_argument("--steps", type=int,
+                        help="env steps per run for every task chosen (default: each task's own)")
+    parser.add_argument("--every", type=int,
+                        help="env steps between gradient diagnostics (default: each task's own)")
     parser.add_argument("--runs", type=Path,
                         help="keep each run's dir under here (default: a temporary dir); a "
                              "finished run found there is read, not trained again")
@@ -174,6 +180,9 @@ def main(argv=None) -> int:
     unknown = set(args.estimators) - set(ESTIMATORS)
     if unknown:
         parser.error(f"unknown estimators {sorted(unknown)}; valid: {', '.join(ESTIMATORS)}")
+    for name in ("steps", "every"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     print(f"python {' '.join(shlex.quote(a) for a in sys.argv)}\n{machine()}\n")
     if args.report:
         print(report(args.report))
@@ -183,6 +192,7 @@ def main(argv=None) -> int:
         for task, env, preset, steps, every in TASKS:
             if args.only and task not in args.only:
                 continue
+            steps, every = args.steps or steps, args.every or every
             steps, every = (steps // 10, every // 10) if args.quick else (steps, every)
             feasible = joint_actions(env) <= MAX_ACTIONS
             for estimator in args.estimators:

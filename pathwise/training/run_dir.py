@@ -28,7 +28,8 @@ except ImportError:  # Windows
 
 # Keys that must match between a checkpoint's config and the config that resumes it: they
 # shape the networks or say what the run is.
-RESUME_KEYS = ("env", "seed", "num_envs", "agent.name", "agent.hidden_sizes", "estimator.name")
+RESUME_KEYS = ("env", "seed", "num_envs", "action_bins", "agent.name", "agent.hidden_sizes",
+               "estimator.name")
 
 
 def safe_name(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
 import torch
 from _cli import records, run_cli, tiny
 
@@ -53,10 +54,14 @@ def test_ctrl_c_checkpoints_and_resume_continues_from_the_saved_step(tmp_path, m
     assert records(run_dir)[-1]["global_step"] == 120
 
 
-def test_resume_refuses_to_change_what_the_run_is(tmp_path, capsys, discrete_run):
-    code, _, err = run_cli(capsys, "train", f"resume={discrete_run}", "env=CartPole-v1",
+@pytest.mark.parametrize("override", ["env=CartPole-v1", "action_bins=5"])
+def test_resume_refuses_to_change_what_the_run_is(tmp_path, capsys, discrete_run, override):
+    # action_bins shapes the policy's output layer: a changed value would otherwise reach
+    # load_state_dict as a size mismatch.
+    code, _, err = run_cli(capsys, "train", f"resume={discrete_run}", override,
                            "total_steps=500")
-    assert code == 2 and "cannot change env when resuming" in err
+    key = override.split("=")[0]
+    assert code == 2 and f"cannot change {key} when resuming" in err
 
 
 def test_resume_of_a_directory_without_checkpoint(tmp_path, capsys):

@@ -50,17 +50,18 @@ MultiDiscrete(nvec), MultiBinary(k) (= k sub-actions of 2) and a Box with ``acti
   Gumbel-softmax) queries the critic at relaxed points off the one-hot vertices it was
   trained on, and its bias is the relaxation's plus the critic's extrapolation.
   ``hard=True`` and the straight-through family feed it exact one-hots. ``exact``
-  enumerates the joint set, n_max^k actions per state, and is refused above
-  ``estimator.max_actions``.
+  enumerates the joint set, Π_j n_j actions per state (never a padded value), and is
+  refused above ``estimator.max_actions``.
 * Entropy: in closed form per sub-action and summed, H(π) = Σ_j H(π_j) (the factors are
   independent given s), in the actor's objective, the critic's target and α's loss.
-* Entropy target: ``target_entropy_scale · Σ_j log n_j``: each sub-action is held at the same
-  fraction of its own maximum entropy log n_j, the Discrete rule applied sub-action by
-  sub-action (it equals ``scale · log|A|`` for the joint set, |A| = Π_j n_j). The fraction,
-  0.3 by default, matters: 0.98 of the maximum asks for a nearly uniform policy, which α can
-  only hold by growing without bound on small action spaces (Christodoulou 2019's 0.98·log|A|
-  does this on CartPole). Box's −dim(A) does not carry over: it is a differential entropy,
-  and a categorical's entropy is never negative.
+* Entropy target: ``target_entropy_scale · Σ_j log n_j``: the sum of each sub-action's share
+  of its own maximum entropy log n_j, the Discrete rule applied sub-action by sub-action (it
+  equals ``scale · log|A|`` for the joint set, |A| = Π_j n_j). One α holds the sum: the joint
+  entropy is on target while one sub-action may sit above its share and another below. The
+  fraction, 0.3 by default, matters: 0.98 of the maximum asks for a nearly uniform policy,
+  which α can only hold by growing without bound on small action spaces (Christodoulou
+  2019's 0.98·log|A| does this on CartPole). Box's −dim(A) does not carry over: it is a
+  differential entropy, and a categorical's entropy is never negative.
 * Critic target: V(s') = E_{a'~π}[min_i Q'_i(s', a')] + α·H(π(·|s')) with one sampled a' (as
   Box SAC samples) and the entropy exact; E[−log π(a')] = H, so only Q is sampled.
 """
@@ -207,9 +208,9 @@ DISCRETE_ESTIMATORS = ("exact", "straight_through", "gumbel_rao", "reinmax")
 
 
 def joint_actions(action_dim: int, nvec=None) -> int:
-    """Actions ``exact`` sums over per state: n for Discrete(n); n_max^k for k sub-actions
-    (the product set of the padded factors, ``policies.estimators.enumerate_actions``)."""
-    return action_dim if nvec is None else max(nvec) ** len(nvec)
+    """Actions ``exact`` sums over per state: n for Discrete(n); Π n_j for sub-actions of
+    ``nvec`` values (``policies.estimators.enumerate_actions``)."""
+    return action_dim if nvec is None else math.prod(int(n) for n in nvec)
 
 
 def check_estimator(estimator, discrete: bool, action_dim: int, nvec=None) -> None:
@@ -223,10 +224,10 @@ def check_estimator(estimator, discrete: bool, action_dim: int, nvec=None) -> No
     if name == "exact":
         count, limit = joint_actions(action_dim, nvec), estimator.max_actions
         if count > limit:
+            k, plural = (0, "") if nvec is None else (len(nvec), "s" if len(nvec) > 1 else "")
             how = "" if nvec is None else (
-                f" ({max(nvec)}^{len(nvec)}: {len(nvec)} sub-action"
-                f"{'s' if len(nvec) > 1 else ''} of {max(nvec)} values"
-                + (", shorter ones padded" if len(set(nvec)) > 1 else "") + ")")
+                f" ({nvec[0]}^{k}: {k} sub-action{plural} of {nvec[0]} values)"
+                if len(set(nvec)) == 1 else f" ({'·'.join(map(str, nvec))}: {k} sub-actions)")
             raise ValueError(f"estimator 'exact' would sum over {count:,} joint actions{how} "
                              f"per state, above estimator.max_actions={limit}: raise it or use "
                              f"a sampling estimator (pathwise, score, straight_through, "

@@ -43,11 +43,12 @@ cost scores are one distribution with the factor dimension moved into the event:
 cost maps (..., B, k, n) → (..., B). Every estimator here accepts it: ``pathwise`` and
 ``score`` through the ``Independent`` API, the straight-through family factor by factor (each
 factor's gradient is that of the joint cost with respect to its own one-hot), and ``exact``
-by enumerating the product set, n^k joint actions, refused above ``max_actions``.
+by enumerating the product set, Π n_j joint actions, refused above ``max_actions``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -192,6 +193,9 @@ def enumerate_actions(dist: Distribution, max_actions: int = 4096) -> torch.Tens
     For ``Independent(base, r)`` over a finite ``base`` (torch refuses to enumerate a
     Cartesian product), the product set: the last r batch dimensions of ``base`` hold F
     factors of n values each, and every one of the A = n^F combinations is one joint action.
+    Factors of unequal sizes padded to n (``policies.policy``) say so with a
+    ``factor_sizes`` attribute (n_1, …, n_F) on the ``Independent``: then only the
+    A = Π n_j real joint actions are enumerated, never a padded value (probability 0).
     More than ``max_actions`` actions raise a ValueError.
     """
     if getattr(dist, "has_enumerate_support", False):
@@ -212,10 +216,16 @@ def enumerate_actions(dist: Distribution, max_actions: int = 4096) -> torch.Tens
     n = values.shape[0]
     values = values.reshape((n,) + base.event_shape)
     count = factors.numel()
-    _check_action_count(n**count, f" ({n}^{count}: {count} factors of {n} values)",
-                        max_actions)
-    # Row a of ``index`` is joint action a: the value index of each factor (a in base n).
-    grids = torch.meshgrid(*[torch.arange(n, device=values.device)] * count, indexing="ij")
+    sizes = tuple(int(m) for m in getattr(dist, "factor_sizes", None) or (n,) * count)
+    if len(sizes) != count or not all(1 <= m <= n for m in sizes):
+        raise ValueError(f"enumerate_actions: factor_sizes {list(sizes)} do not fit {count} "
+                         f"factors of at most {n} values")
+    detail = (f" ({n}^{count}: {count} factors of {n} values)" if set(sizes) == {n}
+              else f" ({'·'.join(map(str, sizes))}: {count} factors)")
+    _check_action_count(math.prod(sizes), detail, max_actions)
+    # Row a of ``index`` is joint action a: the value index of each factor (a in mixed radix).
+    grids = torch.meshgrid(*[torch.arange(m, device=values.device) for m in sizes],
+                           indexing="ij")
     index = torch.stack(grids, -1).reshape(-1, count)  # (A, F)
     joint = values[index].reshape((-1,) + factors + base.event_shape)
     joint = joint.view((joint.shape[0],) + (1,) * len(outer) + joint.shape[1:])

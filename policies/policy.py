@@ -123,8 +123,11 @@ class Policy(nn.Module):
             logits = out.unflatten(-1, (self.action_dim, self.max_categories))
             if self.padded:
                 logits = logits.masked_fill(self.pad_mask, PAD_LOGIT)
-            return Independent(GumbelSoftmax(logits, temperature, hard=hard, validate_args=False),
-                               1, validate_args=False)
+            dist = Independent(GumbelSoftmax(logits, temperature, hard=hard,
+                                             validate_args=False), 1, validate_args=False)
+            if self.padded:  # exact enumerates the Π n_j real joint actions, not n_max^k
+                dist.factor_sizes = self.action_nvec
+            return dist
         if self.discrete:
             return GumbelSoftmax(out, temperature, hard=hard, validate_args=False)
         mean, raw_log_std = out.chunk(2, dim=-1)

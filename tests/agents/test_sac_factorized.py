@@ -88,6 +88,19 @@ def test_exact_actor_loss_is_the_sum_over_every_joint_action_by_hand():
     torch.testing.assert_close(entropy, h.mean())
 
 
+def test_exact_enumerates_only_the_real_joint_actions_of_unequal_sub_actions():
+    from pathwise.policies.estimators import enumerate_actions
+
+    sac = make_sac("exact")
+    dist = sac.policy.distribution(torch.randn(5, OBS_DIM))
+    support = enumerate_actions(dist)  # (A, 5, 3, 4): one-hots padded to 4 values
+    assert support.shape == (2 * 4 * 3, 5, 3, 4)
+    index = support[:, 0].argmax(-1)  # (A, 3): the value each sub-action takes
+    assert {tuple(row) for row in index.tolist()} == set(itertools.product(
+        *[range(n) for n in NVEC]))  # each real joint action once, no padded value
+    torch.testing.assert_close(dist.log_prob(support).exp().sum(0), torch.ones(5))
+
+
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_every_estimator_trains_the_actor_and_never_the_critics(estimator):
     torch.manual_seed(0)
@@ -144,10 +157,13 @@ def test_exact_is_refused_above_max_actions_naming_the_size():
     message = str(info.value)
     assert "1,771,561 joint actions (11^6: 6 sub-actions of 11 values)" in message
     assert "estimator.max_actions=4096" in message and "\n" not in message
-    # Padded sets count as enumerated: 4^3 = 64 for nvec (2, 4, 3).
-    with pytest.raises(ValueError, match=r"64 joint actions \(4\^3.*shorter ones padded"):
-        SAC(OBS_DIM, 3, True, SACConfig(hidden_sizes=[8], batch_size=8, learning_starts=8),
-            EstimatorConfig(name="exact", max_actions=50).build(), action_nvec=NVEC)
+    # Unequal sizes count the real joint set, 2·4·3 = 24, not the padded 4^3 = 64.
+    cfg = SACConfig(hidden_sizes=[8], batch_size=8, learning_starts=8)
+    with pytest.raises(ValueError, match=r"24 joint actions \(2·4·3: 3 sub-actions\)"):
+        SAC(OBS_DIM, 3, True, cfg, EstimatorConfig(name="exact", max_actions=23).build(),
+            action_nvec=NVEC)
+    SAC(OBS_DIM, 3, True, cfg, EstimatorConfig(name="exact", max_actions=24).build(),
+        action_nvec=NVEC)
     # LunarLanderContinuous in 11 bins: 121 joint actions, feasible.
     assert make_sac("exact", nvec=[11, 11], bins=11).estimator.max_actions == 4096
 

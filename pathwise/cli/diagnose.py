@@ -73,16 +73,29 @@ def _print_diagnosis(report, context: dict) -> None:
                                                     ("τ", report.temperature)) if v is not None)
     out.print(f"{what}; {report.parameters:,} actor parameters; reference: "
                   f"{report.reference}{extra}", highlight=False)
+    # Each statistic that a pure-noise gradient would not show as zero stands beside its
+    # floor (analysis/diagnostics.py): ‖ḡ‖² and the bias corrected by ΣVar/K, the SNRs
+    # beside what K zero-mean draws give.
     table = Table(box=box.SIMPLE)
-    for name in ("estimator", "K", "variance ± SE", "SNR", "|ḡ|²/variance", "cosine",
-                 "bias (noise SE)"):
+    for name in ("estimator", "K", "variance ± SE", "‖ḡ‖² − var/K (floor)", "SNR (floor)",
+                 "median SNR (floor)", "cosine", "bias (noise SE)", "bias above floor"):
         table.add_column(name, justify="left" if name == "estimator" else "right")
+
+    def beside(value, floor) -> str:
+        return num(value) if floor is None or value is None else f"{num(value)} ({num(floor, 2)})"
+
     for s in report.estimators:
         label = s.estimator + (" (trains)" if s.estimator == report.trained_with else "")
+        noisy = s.variance > 0  # an exact estimator has no floors
         table.add_row(label, str(s.samples), f"{num(s.variance)} ± {num(s.variance_se, 2)}",
-                      num(s.snr), num(s.signal_to_noise), num(s.cosine, 6),
-                      "-" if s.bias is None else f"{num(s.bias)} ({num(s.bias_se, 2)})")
+                      beside(s.signal, s.signal_floor if noisy else None),
+                      beside(s.snr, s.snr_floor if noisy else None),
+                      beside(s.snr_median, s.snr_median_floor if noisy else None),
+                      num(s.cosine, 6),
+                      "-" if s.bias is None else f"{num(s.bias)} ({num(s.bias_se, 2)})",
+                      num(s.bias_corrected))
     out.print(table)
-    out.print(f"variance: Σ_j Var_j over the K estimates; SNR: mean_j |ḡ_j|/std_j; bias: "
-                  f"|ḡ − exact|, read against its noise SE sqrt(variance/K). "
-                  f"{report.seconds:.2f}s.", highlight=False)
+    out.print(f"variance: Σ_j Var_j over the K estimates; ‖ḡ‖² − var/K: unbiased for ‖E g‖²; "
+              f"SNR: mean_j (median_j) |ḡ_j|/std_j, floor: the same of a zero gradient; bias: "
+              f"|ḡ − exact|, its noise SE sqrt(var/K), above floor sqrt(max(0, bias² − var/K)). "
+              f"{report.seconds:.2f}s.", highlight=False)

@@ -46,12 +46,23 @@ def test_diagnose_json_parses_and_reproduces_the_logged_statistics(measured_run,
 
 
 def test_diagnose_prints_a_table(measured_run, capsys):
-    code, out, _ = run_cli(capsys, "diagnose", measured_run / "checkpoints" / "last.pt",
-                           "--samples", "4", "--batch", "8")
+    args = ("diagnose", measured_run / "checkpoints" / "last.pt", "--samples", "4",
+            "--batch", "8")
+    code, out, _ = run_cli(capsys, *args)
     assert code == 0
-    for word in ("pathwise (trains)", "score_no_baseline", "exact", "variance", "cosine"):
+    for word in ("pathwise (trains)", "score_no_baseline", "exact", "variance", "cosine",
+                 "median SNR (floor)", "bias above floor"):
         assert word in out
     assert "8 states" in out
+    # The floor-corrected statistics are the --json report's, each beside its floor.
+    code, report, _ = run_cli(capsys, *args, "--json")
+    stats = {s["estimator"]: s for s in json.loads(report)["estimators"]}
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    score = stats["score"]
+    assert f"{score['signal']:.4g} ({score['signal_floor']:.2g})" in rows["score"]
+    assert f"{score['snr_median']:.4g} ({score['snr_median_floor']:.2g})" in rows["score"]
+    assert rows["score"].rstrip().endswith(f"{score['bias_corrected']:.4g}")
+    assert "(" not in rows["exact"].split()[3]  # no floor beside a noiseless estimate
 
 
 def test_diagnose_box_run_uses_a_pathwise_reference(capsys, tmp_path):

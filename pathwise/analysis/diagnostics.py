@@ -46,7 +46,8 @@ Estimators (names as logged, ``grad/<name>/<statistic>``):
   forward, each its own surrogate Jacobian backward (``policies.estimators``).
 * ``exact`` (discrete actions): the all-action sum; no sampling noise, and the reference
   g_ref. For factorized actions (MultiDiscrete, MultiBinary, ``action_bins``) it enumerates
-  the joint set and applies while that holds at most ``Exact().max_actions`` actions; beyond,
+  the joint set and applies while that holds at most ``estimator.max_actions`` actions (the
+  run's own when it trains with ``exact``, else the default 4,096); beyond,
   g_ref is a score-function estimate with ``reference_samples`` draws per state and the
   leave-one-out baseline (unbiased, not exact: no ``bias``, as for Box).
 
@@ -329,29 +330,40 @@ class Report:
         return asdict(self)
 
 
-def estimators_for(discrete: bool, num_samples: int, exact: bool = True) -> dict[str, object]:
+def estimators_for(discrete: bool, num_samples: int, exact: bool = True, mc_samples: int = 10,
+                   max_actions: int = 4096) -> dict[str, object]:
     """The estimators that apply, by logged name, each with ``num_samples`` draws per state;
-    ``exact=False`` leaves ``exact`` out (a joint action set too large to enumerate)."""
+    ``exact=False`` leaves ``exact`` out (a joint action set too large to enumerate).
+    ``mc_samples`` and ``max_actions``: Gumbel-Rao's and exact's options (``options_of``)."""
     chosen = {"pathwise": Pathwise(num_samples=num_samples)}
     if num_samples >= 2:
         chosen["score"] = Score(num_samples=num_samples, baseline="mean")
     chosen["score_no_baseline"] = Score(num_samples=num_samples, baseline="none")
     if discrete:
         chosen["straight_through"] = StraightThrough(num_samples=num_samples)
-        chosen["gumbel_rao"] = GumbelRao(num_samples=num_samples)
+        chosen["gumbel_rao"] = GumbelRao(num_samples=num_samples, mc_samples=mc_samples)
         chosen["reinmax"] = ReinMax(num_samples=num_samples)
         if exact:
-            chosen["exact"] = Exact()
+            chosen["exact"] = Exact(max_actions=max_actions)
     return chosen
 
 
+def options_of(agent) -> dict[str, int]:
+    """Gumbel-Rao's ``mc_samples`` and exact's ``max_actions`` as the agent trains with them
+    (the defaults where it trains with another estimator): a run measures its own estimator."""
+    trained = agent.estimator
+    return {"mc_samples": getattr(trained, "mc_samples", GumbelRao().mc_samples),
+            "max_actions": getattr(trained, "max_actions", Exact().max_actions)}
+
+
 def exact_applies(agent) -> bool:
-    """Whether ``exact`` can enumerate the agent's joint action set (``Exact().max_actions``
-    at most; a Discrete(n) q-head always in practice)."""
+    """Whether ``exact`` can enumerate the agent's joint action set (at most ``max_actions``
+    of ``options_of``; a Discrete(n) q-head always in practice)."""
     from pathwise.agents.sac import joint_actions
 
     nvec = getattr(agent, "action_nvec", None)
-    return agent.discrete and joint_actions(agent.action_dim, nvec) <= Exact().max_actions
+    return agent.discrete and (joint_actions(agent.action_dim, nvec)
+                               <= options_of(agent)["max_actions"])
 
 
 def measurement_seed(seed: int, step: int) -> int:
@@ -395,9 +407,10 @@ def measure_sac(agent, obs: torch.Tensor, samples: int = 16, num_samples: int = 
     dist, cost = agent.actor_cost(obs)
     alpha = agent.alpha
     factorized = getattr(agent, "factorized", False)
-    exact = exact_applies(agent)
+    exact, options = exact_applies(agent), options_of(agent)
     if exact:
-        reference = mean_gradient(dist, cost, Exact(), params, alpha)
+        reference = mean_gradient(dist, cost, Exact(max_actions=options["max_actions"]), params,
+                                  alpha)
         reference_name = "exact"
     elif agent.discrete:  # a joint set too large to enumerate: unbiased, not exact
         reference = mean_gradient(dist, cost, Score(num_samples=reference_samples,
@@ -417,7 +430,8 @@ def measure_sac(agent, obs: torch.Tensor, samples: int = 16, num_samples: int = 
     # A Discrete cost is a dot product with q(s): all K copies in one call is fastest. A
     # factorized one is a critic network, as for Box.
     chunk = None if agent.discrete and not factorized else CHUNK_ACTIONS
-    for name, estimator in estimators_for(agent.discrete, num_samples, exact).items():
+    chosen = estimators_for(agent.discrete, num_samples, exact, **options)
+    for name, estimator in chosen.items():
         noiseless = name == "exact"
         grads = sample_gradients(dist, cost, estimator, params, 1 if noiseless else samples,
                                  alpha, chunk)

@@ -31,7 +31,7 @@ class EstimatorConfig:
     mc_samples: int = param(10, "gumbel_rao: conditional Gumbel draws averaged in the backward "
                                 "pass (Paulus et al. 2021)")
     max_actions: int = param(4096, "exact: the most joint actions per state it sums over; "
-                                   "refused above (MultiDiscrete: n^k)")
+                                   "refused above (MultiDiscrete: Π n_j)")
 
     def resolved(self) -> EstimatorConfig:
         """With ``num_samples`` made explicit (0 means the estimator's own default), so that a

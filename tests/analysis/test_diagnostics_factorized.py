@@ -5,21 +5,22 @@ a many-draw score-function reference where it cannot (no bias reported)."""
 import torch
 
 from pathwise.agents.sac import SAC, SACConfig
+from pathwise.analysis import diagnostics
 from pathwise.analysis.diagnostics import _OwnRandomness, measure_sac
 from pathwise.training.config import EstimatorConfig
 
 DISCRETE_FAMILY = {"straight_through", "gumbel_rao", "reinmax"}
 
 
-def factorized_sac(nvec, estimator="pathwise"):
+def factorized_sac(nvec, estimator="pathwise", **options):
     torch.manual_seed(0)
     cfg = SACConfig(hidden_sizes=[16, 16], buffer_size=100, batch_size=32, learning_starts=32)
-    return SAC(3, len(nvec), True, cfg, EstimatorConfig(name=estimator).build(),
+    return SAC(3, len(nvec), True, cfg, EstimatorConfig(name=estimator, **options).build(),
                action_nvec=nvec, action_start=[0] * len(nvec))
 
 
 def test_against_the_exact_gradient_of_a_padded_multidiscrete_policy():
-    sac = factorized_sac([2, 4, 3])  # 4^3 = 64 enumerated joint actions
+    sac = factorized_sac([2, 4, 3])  # 2·4·3 = 24 enumerated joint actions
     with _OwnRandomness(0, "cpu"):
         report = measure_sac(sac, torch.randn(32, 3), samples=32, num_samples=4)
     assert report.action_space == "MultiDiscrete" and report.reference == "exact"
@@ -46,3 +47,22 @@ def test_a_joint_set_too_large_to_enumerate_gets_a_score_reference_and_no_bias()
     assert "exact" not in stats and DISCRETE_FAMILY <= set(stats)
     for s in stats.values():
         assert s.bias is None and s.cosine is not None and s.variance > 0
+
+
+def test_a_run_is_measured_with_its_own_estimator_options(monkeypatch):
+    # Trained with exact and max_actions raised to 9^4 = 6,561: exact is still the reference
+    # (the default 4,096 would have swapped in a score-function one and dropped exact).
+    sac = factorized_sac([9] * 4, "exact", max_actions=7000)
+    with _OwnRandomness(0, "cpu"):
+        report = measure_sac(sac, torch.randn(2, 3), samples=2, num_samples=2)
+    assert report.reference == "exact"
+    assert {s.estimator: s for s in report.estimators}["exact"].bias < 1e-6
+    # Trained with gumbel_rao and mc_samples=3: measured with 3 conditional draws, not 10.
+    seen = {}
+    original = diagnostics.estimators_for
+    monkeypatch.setattr(diagnostics, "estimators_for",
+                        lambda *a, **k: seen.update(original(*a, **k)) or seen)
+    with _OwnRandomness(0, "cpu"):
+        measure_sac(factorized_sac([3, 3], "gumbel_rao", mc_samples=3), torch.randn(2, 3),
+                    samples=2, num_samples=2)
+    assert seen["gumbel_rao"].mc_samples == 3 and seen["exact"].max_actions == 4096

@@ -123,7 +123,7 @@ class GradientStats:
     signal_floor: float = 0.0  # Σ_j Var_j / K: what ‖ḡ‖² shows for a zero gradient
     signal_to_noise_corrected: float | None = None  # signal / Σ_j Var_j
     snr_median: float | None = None  # median_j |ḡ_j| / std_j
-    snr_floor: float | None = None  # E|t_{K−1}| / √K: ``snr`` of a zero-mean gradient
+    snr_floor: float | None = None  # E|t_{K−1}| / √K: ``snr`` of a zero-mean gradient (K ≥ 3)
     snr_median_floor: float | None = None  # median |t_{K−1}| / √K: ``snr_median``'s floor
     bias_corrected: float | None = None  # sqrt(max(0, ‖ḡ − g_ref‖² − Σ_j Var_j / K))
 
@@ -193,6 +193,8 @@ def gradient_stats(name: str, grads: torch.Tensor, reference: torch.Tensor | Non
         per_parameter = mean[noisy].abs() / std[noisy]
         snr, snr_median = float(per_parameter.mean()), float(per_parameter.median())
         snr_floor, snr_median_floor = snr_floors(k)
+        if not math.isfinite(snr_floor):  # K = 2: E|t₁| (Cauchy) is infinite; no floor
+            snr_floor = None
     sq_norm = float(mean.pow(2).sum())
     stats = GradientStats(
         estimator=name, samples=k, variance=total, variance_se=variance_se, snr=snr,

@@ -106,8 +106,9 @@ class DiagnosticsConfig:
     batch_size: int = param(64, "SAC: states from the replay buffer the objective averages over")
     num_samples: int = param(4, "action draws per state of every sampling estimator (score's "
                                 "leave-one-out baseline needs >= 2)")
-    reference_samples: int = param(256, "Box SAC: draws per state of the pathwise reference "
-                                        "gradient (Discrete: the exact gradient)")
+    reference_samples: int = param(256, "SAC: draws per state of the reference gradient where "
+                                        "it is not exact (Box: pathwise; a joint discrete set "
+                                        "above max_actions: leave-one-out score)")
     episodes: int = param(16, "REINFORCE: fresh episodes per measurement, one estimate each")
 
     def validate(self) -> list[str]:

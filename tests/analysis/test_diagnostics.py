@@ -3,6 +3,8 @@ against plain autograd, the statistics against docs/estimator-facts.md §1 and �
 floors of §6 on simulated gradients, and the promise that measuring changes nothing that
 training does."""
 
+import dataclasses
+import json
 import math
 
 import pytest
@@ -154,6 +156,17 @@ def test_snr_floors_are_those_of_the_folded_student_t():
         assert abs(m - mean) < Z * se, (k, m, se, mean)
         below = float((snr <= median).double().mean())  # P(SNR ≤ median) = ½
         assert abs(below - 0.5) < Z * math.sqrt(0.25 / len(snr)), (k, below)
+
+
+def test_two_estimates_have_no_mean_snr_floor_and_write_standard_json():
+    # At K = 2 the mean SNR's floor E|t₁|/√2 is infinite: reported as absent, so that
+    # --json and metrics.jsonl stay standard JSON (no Infinity).
+    grads = torch.randn(2, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    stats = gradient_stats("score", grads, reference=torch.zeros(5, dtype=torch.float64))
+    assert stats.snr is not None and stats.snr_floor is None
+    assert stats.snr_median_floor == pytest.approx(1 / math.sqrt(2), rel=1e-6)
+    json.dumps(dataclasses.asdict(stats), allow_nan=False)  # raises on an infinite value
+    json.dumps(stats.metrics(), allow_nan=False)
 
 
 def test_pure_noise_raw_statistics_sit_at_their_floors_and_corrected_ones_at_zero():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from pathwise.envs.discretize import action_layout
@@ -53,6 +54,14 @@ class NativeVecEnv:
         if self.action_nvec is not None:
             self._nvec = torch.tensor(self.action_nvec, device=self.device)
             self._start = torch.tensor(self.action_start, device=self.device)
+        if self.action_bins:
+            # (bins, d): bin i of dimension j in row i, mapped in float64 on the host and then
+            # cast, bit for bit the values the policy sends Gymnasium's env at evaluation
+            # (Policy.to_env_action); a step gathers from it.
+            index = np.arange(self.action_bins)[:, None].repeat(self.action_dim, 1)
+            values = bin_action(index, np.float64(layout.low), np.float64(layout.high),
+                                self.action_bins).astype(np.float32)
+            self._bin_values = torch.as_tensor(values, device=self.device)
         self._seed = seed
         self._has_reset = False
         self._obs: torch.Tensor | None = None
@@ -89,7 +98,7 @@ class NativeVecEnv:
             raise RuntimeError("call reset() before step()")
         actions = actions.detach()
         if self.action_bins:
-            env_actions = bin_action(actions, self.action_low, self.action_high, self.action_bins)
+            env_actions = self._bin_values.gather(0, actions.long())
         elif self.action_nvec is not None:
             env_actions = actions + self._start
         elif self.is_discrete:

@@ -145,3 +145,25 @@ def test_bins_of_an_unbounded_box_are_refused():
     with pytest.raises(EnvError, match="integer >= 2"):
         DiscretizeActions(env, 0)
     env.close()
+
+
+def test_the_torch_env_trains_on_the_torques_evaluation_sends_gymnasium():
+    # Training on pathwise/Pendulum-v1 and evaluating on Gymnasium's Pendulum-v1 must apply
+    # the same float32 torque for each bin: −2 + i·4/10 in float64, then cast (a float32
+    # formula on the device is 1 ulp off for five of the eleven bins).
+    import pathwise.envs  # noqa: F401  (registers the torch envs)
+    from pathwise.policies.policy import Policy
+
+    envs = make_vec_env("pathwise/Pendulum-v1", num_envs=11, seed=0, action_bins=11)
+    envs.reset()
+    sent = []
+    step = envs.env.step
+    envs.env.step = lambda actions: (sent.append(actions.clone()), step(actions))[1]
+    bins = torch.arange(11)[:, None]
+    envs.step(bins)
+    expected = np.float32([[-2.0 + i * 4.0 / 10] for i in range(11)])
+    np.testing.assert_array_equal(sent[0].cpu().numpy(), expected)
+    box = gym.make("Pendulum-v1").action_space
+    policy = Policy(3, 1, True, [4], action_low=box.low, action_high=box.high,
+                    action_nvec=[11], action_bins=11)
+    np.testing.assert_array_equal(policy.to_env_action(bins), expected)

@@ -1,6 +1,7 @@
 """One-step bandits whose policy gradient is known in closed form, registered with Gymnasium.
 
-They are where the estimators (pathwise, score, exact) can be checked against the truth: the
+They are where the estimators (pathwise, score, exact; on the discrete bandit also
+straight_through, gumbel_rao, reinmax) can be checked against the truth: the
 observation is always 0, every episode is one step, and the expected reward of a simple policy
 is a formula.
 
@@ -23,6 +24,17 @@ optimum of the entropy-regularised objective π·r + α·H(π), the one-step cas
 maximum-entropy RL (Haarnoja et al. 2017, "Reinforcement Learning with Deep Energy-Based
 Policies", eq. 2-3), is π* = softmax(r / α).
 
+`pathwise/MultiDiscreteBandit-v0` (kwargs `nvec=(3, 5)`, `targets=(2, 4)`, `start`, or
+`binary=True` for MultiBinary): k sub-actions at once, sub-action j paying 1 when it equals
+`targets[j]`. Under a factorized softmax policy π_j = softmax(l_j) the sub-actions are
+independent, so E[r] = Σ_j π_j(k_j) and
+
+    ∂E[r]/∂l_j = π_j(k_j) · (e_{k_j} − π_j),
+
+the discrete bandit's formula for each factor with rewards e_{k_j}. Its joint set has Π n_j
+actions: the factorized estimators (exact over the product set, the straight-through family
+factor by factor) are checked against it.
+
 The helper functions accept numpy arrays (or floats) and torch tensors alike.
 """
 
@@ -41,6 +53,10 @@ __all__ = [
     "DISCRETE_BANDIT_ID",
     "ContinuousBandit",
     "DiscreteBandit",
+    "MULTI_DISCRETE_BANDIT_ID",
+    "MultiDiscreteBandit",
+    "factorized_expected_reward",
+    "factorized_policy_gradient",
     "gaussian_expected_reward",
     "gaussian_policy_gradient",
     "optimal_action",
@@ -51,6 +67,7 @@ __all__ = [
 
 CONTINUOUS_BANDIT_ID = "pathwise/ContinuousBandit-v0"
 DISCRETE_BANDIT_ID = "pathwise/DiscreteBandit-v0"
+MULTI_DISCRETE_BANDIT_ID = "pathwise/MultiDiscreteBandit-v0"
 
 
 def _zero_observation() -> np.ndarray:
@@ -201,6 +218,63 @@ def optimal_action(rewards) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# MultiDiscrete bandit
+# --------------------------------------------------------------------------------------------
+
+
+class MultiDiscreteBandit(gym.Env):
+    """One step; reward Σ_j 1[a_j = targets_j] for a ``MultiDiscrete(nvec, start)`` action (or a
+    ``MultiBinary(k)`` one with ``binary=True``). Targets are in the env's own units, so a
+    ``start`` offset must be applied for them to pay. ``last_action``: the action received."""
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, nvec: Sequence[int] = (3, 5), targets: Sequence[int] = (2, 4),
+                 start: Sequence[int] | None = None, binary: bool = False,
+                 render_mode: str | None = None):
+        self.targets = np.asarray(targets, dtype=np.int64)
+        if binary:
+            self.action_space = spaces.MultiBinary(len(self.targets))
+        else:
+            start = np.zeros(len(nvec), np.int64) if start is None else np.asarray(start)
+            if len(nvec) != len(self.targets) or len(start) != len(nvec):
+                raise ValueError(f"nvec, targets and start need one entry per sub-action, got "
+                                 f"{list(nvec)}, {list(targets)}, {list(start)}")
+            self.action_space = spaces.MultiDiscrete(np.asarray(nvec), start=start)
+        self.observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.render_mode = render_mode
+        self.last_action = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        return _zero_observation(), {}
+
+    def step(self, action):
+        action = np.asarray(action)
+        if not self.action_space.contains(action.astype(self.action_space.dtype)):
+            raise ValueError(f"action {action!r} is outside {self.action_space}")
+        self.last_action = action
+        return (_zero_observation(), float(np.sum(action == self.targets)), True, False, {})
+
+
+def factorized_expected_reward(logits, targets):
+    """E[r] = Σ_j π_j(k_j) under independent π_j = softmax(logits[j]) (logits (..., k, n),
+    ``targets`` k_j as indices from 0)."""
+    pi = _softmax(logits)
+    return pi[..., list(range(len(targets))), list(targets)].sum(-1)
+
+
+def factorized_policy_gradient(logits, targets):
+    """∂E[r]/∂logits[j] = π_j(k_j) · (e_{k_j} − π_j): the discrete bandit's gradient per
+    factor, with rewards e_{k_j}."""
+    pi = _softmax(logits)
+    one_hot = np.zeros(tuple(pi.shape[-2:]))
+    one_hot[list(range(len(targets))), list(targets)] = 1.0
+    one_hot = _like(one_hot, pi)
+    return (pi * one_hot).sum(-1, keepdims=True) * (one_hot - pi)
+
+
+# --------------------------------------------------------------------------------------------
 # Registration (runs on `import envs`)
 # --------------------------------------------------------------------------------------------
 
@@ -212,6 +286,7 @@ def _register() -> None:
     for env_id, entry_point in (
         (CONTINUOUS_BANDIT_ID, "pathwise.envs.testbeds:ContinuousBandit"),
         (DISCRETE_BANDIT_ID, "pathwise.envs.testbeds:DiscreteBandit"),
+        (MULTI_DISCRETE_BANDIT_ID, "pathwise.envs.testbeds:MultiDiscreteBandit"),
     ):
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point)

@@ -33,7 +33,8 @@ def test_sac_smoke_updates_parameters_with_finite_losses(tmp_path, monkeypatch, 
         torch.testing.assert_close(saved.state_dict()[name], p.detach())
 
 
-@pytest.mark.parametrize("estimator", ["pathwise", "score", "exact"])
+@pytest.mark.parametrize("estimator", ["pathwise", "score", "exact", "straight_through",
+                                       "gumbel_rao", "reinmax"])
 def test_sac_finds_the_best_arm_of_the_discrete_bandit(tmp_path, monkeypatch, estimator):
     result, agent, _ = run(tmp_path, monkeypatch, "pathwise/DiscreteBandit-v0", estimator,
                            total_steps=600)

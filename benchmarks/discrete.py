@@ -193,7 +193,7 @@ def main(argv=None) -> int:
             if args.only and task not in args.only:
                 continue
             steps, every = args.steps or steps, args.every or every
-            steps, every = (steps // 10, every // 10) if args.quick else (steps, every)
+            steps, every = (steps // 10, max(1, every // 10)) if args.quick else (steps, every)
             feasible = joint_actions(env) <= MAX_ACTIONS
             for estimator in args.estimators:
                 if estimator == "exact" and not feasible:

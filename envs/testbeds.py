@@ -239,8 +239,10 @@ class MultiDiscreteBandit(gym.Env):
             start = np.zeros(len(nvec), np.int64) if start is None else np.asarray(start)
             if len(nvec) != len(self.targets) or len(start) != len(nvec):
                 raise ValueError(f"nvec, targets and start need one entry per sub-action, got "
-                                 f"{list(nvec)}, {list(targets)}, {list(start)}")
+                                 f"{list(nvec)}, {list(targets)}, {start.tolist()}")
             self.action_space = spaces.MultiDiscrete(np.asarray(nvec), start=start)
+        if not self.action_space.contains(self.targets.astype(self.action_space.dtype)):
+            raise ValueError(f"targets {list(targets)} are not an action of {self.action_space}")
         self.observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         self.render_mode = render_mode
         self.last_action = None
@@ -251,16 +253,24 @@ class MultiDiscreteBandit(gym.Env):
 
     def step(self, action):
         action = np.asarray(action)
-        if not self.action_space.contains(action.astype(self.action_space.dtype)):
+        as_space = action.astype(self.action_space.dtype)
+        if not (np.array_equal(as_space, action) and self.action_space.contains(as_space)):
             raise ValueError(f"action {action!r} is outside {self.action_space}")
         self.last_action = action
         return (_zero_observation(), float(np.sum(action == self.targets)), True, False, {})
+
+
+def _check_targets(targets, shape) -> None:
+    if len(shape) < 2 or len(targets) != shape[-2] or not all(0 <= k < shape[-1] for k in targets):
+        raise ValueError(f"targets {list(targets)} need one index in [0, {shape[-1]}) per factor "
+                         f"of logits shaped {tuple(shape)}")
 
 
 def factorized_expected_reward(logits, targets):
     """E[r] = Σ_j π_j(k_j) under independent π_j = softmax(logits[j]) (logits (..., k, n),
     ``targets`` k_j as indices from 0)."""
     pi = _softmax(logits)
+    _check_targets(targets, pi.shape)
     return pi[..., list(range(len(targets))), list(targets)].sum(-1)
 
 
@@ -268,6 +278,7 @@ def factorized_policy_gradient(logits, targets):
     """∂E[r]/∂logits[j] = π_j(k_j) · (e_{k_j} − π_j): the discrete bandit's gradient per
     factor, with rewards e_{k_j}."""
     pi = _softmax(logits)
+    _check_targets(targets, pi.shape)
     one_hot = np.zeros(tuple(pi.shape[-2:]))
     one_hot[list(range(len(targets))), list(targets)] = 1.0
     one_hot = _like(one_hot, pi)

@@ -162,7 +162,7 @@ class Exact:
 
     Calls ``cost`` once with every action stacked along a leading dimension of size A. An
     ``Independent`` over a finite distribution (k factors of n categories, module doc) is
-    enumerated as its product set, A = n^k joint actions; above ``max_actions`` actions the
+    enumerated as its product set, A = Π n_j joint actions; above ``max_actions`` actions the
     estimator refuses (memory and the cost's work grow like A).
     """
 

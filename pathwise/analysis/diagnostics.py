@@ -232,8 +232,10 @@ def detach_parameters(dist: Distribution, k: int | None = None):
     """
     if isinstance(dist, Independent):
         base, params, leaves = detach_parameters(dist.base_dist, k)
-        return Independent(base, dist.reinterpreted_batch_ndims, validate_args=False), \
-            params, leaves
+        copy = Independent(base, dist.reinterpreted_batch_ndims, validate_args=False)
+        if hasattr(dist, "factor_sizes"):  # padded sub-actions (policies.policy): exact
+            copy.factor_sizes = dist.factor_sizes  # enumerates their Π n_j real actions
+        return copy, params, leaves
     if isinstance(dist, TanhNormal):
         params = (dist.loc, dist.scale)
         leaves = tuple(_leaf(p, k) for p in params)

@@ -62,11 +62,13 @@ def find_run_dir(cfg) -> tuple[Path, dict | None]:
         checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
         saved = OmegaConf.create(checkpoint["config"])
         ours = OmegaConf.structured(cfg)
+        defaults = OmegaConf.structured(type(cfg))
         for key in RESUME_KEYS:
-            if OmegaConf.select(saved, key) != OmegaConf.select(ours, key):
+            # A key the checkpoint's config predates (action_bins) had its default then.
+            was = OmegaConf.select(saved, key, default=OmegaConf.select(defaults, key))
+            if was != OmegaConf.select(ours, key):
                 raise ConfigError(f"cannot resume {run_dir}: it was trained with {key}="
-                                  f"{OmegaConf.select(saved, key)}, this config has "
-                                  f"{OmegaConf.select(ours, key)}")
+                                  f"{was}, this config has {OmegaConf.select(ours, key)}")
         if checkpoint["global_step"] >= cfg.total_steps:
             raise ConfigError(f"{run_dir} already reached step {checkpoint['global_step']} of "
                               f"total_steps={cfg.total_steps}; raise total_steps to continue")

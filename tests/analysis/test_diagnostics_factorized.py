@@ -49,6 +49,16 @@ def test_a_joint_set_too_large_to_enumerate_gets_a_score_reference_and_no_bias()
         assert s.bias is None and s.cosine is not None and s.variance > 0
 
 
+def test_every_estimate_enumerates_only_the_real_joint_set():
+    # 3·100 = 300 joint actions, 100² = 10,000 padded ones: the exact row (on rebuilt copies
+    # of the distribution) must keep to the 300, or it exceeds max_actions=4096 and raises.
+    sac = factorized_sac([3, 100])
+    with _OwnRandomness(0, "cpu"):
+        report = measure_sac(sac, torch.randn(2, 3), samples=2, num_samples=2)
+    assert report.reference == "exact"
+    assert {s.estimator: s for s in report.estimators}["exact"].bias < 1e-6
+
+
 def test_a_run_is_measured_with_its_own_estimator_options(monkeypatch):
     # Trained with exact and max_actions raised to 9^4 = 6,561: exact is still the reference
     # (the default 4,096 would have swapped in a score-function one and dropped exact).

@@ -62,7 +62,10 @@ def test_diagnose_prints_a_table(measured_run, capsys):
     assert f"{score['signal']:.4g} ({score['signal_floor']:.2g})" in rows["score"]
     assert f"{score['snr_median']:.4g} ({score['snr_median_floor']:.2g})" in rows["score"]
     assert rows["score"].rstrip().endswith(f"{score['bias_corrected']:.4g}")
-    assert "(" not in rows["exact"].split()[3]  # no floor beside a noiseless estimate
+    # No floor beside a noiseless estimate: exact's row reads "exact 1 0 ± 0 <signal> - - …".
+    exact = rows["exact"].split()
+    assert exact[:5] == ["exact", "1", "0", "±", "0"] and "(" not in exact[5]
+    assert exact[6:8] == ["-", "-"]  # no SNR of a zero variance
 
 
 def test_diagnose_box_run_uses_a_pathwise_reference(capsys, tmp_path):

@@ -68,3 +68,27 @@ def test_resume_of_a_directory_without_checkpoint(tmp_path, capsys):
     (tmp_path / "config.yaml").write_text("env: Pendulum-v1\n")
     code, _, err = run_cli(capsys, "train", f"resume={tmp_path}")
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_a_checkpoint_from_before_action_bins_existed_still_resumes(tmp_path, capsys,
+                                                                    discrete_run):
+    # Runs saved before the action_bins key was added lack it in both config files; they
+    # trained without bins (its default, 0), so resuming them is not a change.
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    run_dir = tmp_path / "old"
+    shutil.copytree(discrete_run, run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    checkpoint = torch.load(last, weights_only=False)
+    del checkpoint["config"]["action_bins"]
+    torch.save(checkpoint, last)
+    config = OmegaConf.load(run_dir / "config.yaml")
+    del config["action_bins"]
+    OmegaConf.save(config, run_dir / "config.yaml")
+    steps = checkpoint["global_step"]
+    code, _, err = run_cli(capsys, "train", "--no-progress", f"resume={run_dir}",
+                           f"total_steps={steps + 20}")
+    assert code == 0, err
+    assert torch.load(last, weights_only=False)["global_step"] == steps + 20

@@ -260,8 +260,16 @@ def test_factorized_closed_form_matches_monte_carlo_through_env_rewards():
                                    factorized_policy_gradient(logits, TARGETS)[real])
 
 
-def test_multidiscrete_bandit_refuses_an_action_outside_its_space():
+def test_multidiscrete_bandit_refuses_actions_and_targets_outside_its_space():
     env = make_env(MULTI_DISCRETE_BANDIT_ID)
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="outside"):
-        env.step(np.array([3, 0]))
+    for action in ([3, 0], [2.7, 0]):
+        with pytest.raises(ValueError, match="outside"):
+            env.step(np.array(action))
+    for kwargs, words in (({"targets": (3, 0)}, "not an action"),
+                          ({"binary": True, "targets": (2, 0)}, "not an action"),
+                          ({"targets": (1,)}, "one entry per sub-action")):
+        with pytest.raises(ValueError, match=words):
+            make_env(MULTI_DISCRETE_BANDIT_ID, **kwargs)
+    with pytest.raises(ValueError, match="one index"):
+        factorized_policy_gradient(np.zeros((3, 5)), (0, 1))

@@ -114,14 +114,16 @@ def task_table(runs: list, task: str, exact_feasible: bool) -> str:
 
     from pathwise.analysis.compare import group_runs, summarize
 
-    returns = {row.estimator: row for row in summarize(runs, "eval/return_mean")}
+    returns = {(row.estimator, row.variant): row
+               for row in summarize(runs, "eval/return_mean")}
     feasible = "exact feasible" if exact_feasible else "exact infeasible"
     lines = [f"**{task}**, {BINS} bins ({feasible})", "",
              "| estimator | seeds | steps | final return: mean [95% CI] | IQM [95% CI] | "
              "bias vs exact (floor) | bias / ‖∇‖ | cosine to reference | min/run |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for (_, _, estimator), members in group_runs(runs).items():
-        row = returns.get(estimator)
+    for group in group_runs(runs):  # one per estimator (and budget, where runs differ)
+        estimator, members = group.estimator, group.runs
+        row = returns.get((estimator, group.variant))
         if row is None:
             continue
         bias = seeds_mean(members, f"grad/{estimator}/bias_corrected")
@@ -131,8 +133,9 @@ def task_table(runs: list, task: str, exact_feasible: bool) -> str:
         exact_signal = seeds_mean(members, "grad/exact/signal")
         norm = math.sqrt(exact_signal) if exact_signal and exact_signal > 0 else None
         minutes = np.median([r.records[-1]["time"] for r in members]) / 60
+        label = group.label.removeprefix("sac-")
         lines.append(
-            f"| {estimator} | {row.runs} | {row.steps:,} | {_ci(row.mean, row.mean_ci)} | "
+            f"| {label} | {row.runs} | {row.steps:,} | {_ci(row.mean, row.mean_ci)} | "
             f"{_ci(row.iqm, row.iqm_ci)} | "
             f"{'—' if bias is None else f'{bias:.3g} ({floor:.2g})'} | "
             f"{'—' if bias is None or norm is None else f'{bias / norm:.2f}'} | "

@@ -334,8 +334,9 @@ class Report:
         return asdict(self)
 
 
-def estimators_for(discrete: bool, num_samples: int, exact: bool = True, mc_samples: int = 10,
-                   max_actions: int = 4096) -> dict[str, object]:
+def estimators_for(discrete: bool, num_samples: int, exact: bool = True,
+                   mc_samples: int = GumbelRao.mc_samples,
+                   max_actions: int = Exact.max_actions) -> dict[str, object]:
     """The estimators that apply, by logged name, each with ``num_samples`` draws per state;
     ``exact=False`` leaves ``exact`` out (a joint action set too large to enumerate).
     ``mc_samples`` and ``max_actions``: Gumbel-Rao's and exact's options (``options_of``)."""
@@ -356,8 +357,8 @@ def options_of(agent) -> dict[str, int]:
     """Gumbel-Rao's ``mc_samples`` and exact's ``max_actions`` as the agent trains with them
     (the defaults where it trains with another estimator): a run measures its own estimator."""
     trained = agent.estimator
-    return {"mc_samples": getattr(trained, "mc_samples", GumbelRao().mc_samples),
-            "max_actions": getattr(trained, "max_actions", Exact().max_actions)}
+    return {"mc_samples": getattr(trained, "mc_samples", GumbelRao.mc_samples),
+            "max_actions": getattr(trained, "max_actions", Exact.max_actions)}
 
 
 def exact_applies(agent) -> bool:

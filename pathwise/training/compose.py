@@ -164,7 +164,7 @@ def _resume_config(run_dir: str, parsed) -> DictConfig:
         raise UsageError(f"resume={run_dir}: no such run directory")
     if not path.is_file():
         raise UsageError(f"resume={run_dir}: not a run directory (no config.yaml)")
-    from pathwise.training.run_dir import RESUME_KEYS
+    from pathwise.training.run_dir import RESUME_KEYS, recorded
 
     saved = OmegaConf.load(path)
     for override in parsed:
@@ -172,7 +172,7 @@ def _resume_config(run_dir: str, parsed) -> DictConfig:
         if key == "resume":
             continue
         if key in FIXED_GROUPS_ON_RESUME + RESUME_KEYS:
-            current = OmegaConf.select(saved, key)
+            current = recorded(saved, key)
             if OmegaConf.is_config(current) or override.value() != current:
                 shown = OmegaConf.select(saved, f"{key}.name") \
                     if OmegaConf.is_config(current) else current

@@ -32,6 +32,15 @@ RESUME_KEYS = ("env", "seed", "num_envs", "action_bins", "agent.name", "agent.hi
                "estimator.name")
 
 
+def recorded(saved, key: str):
+    """``key`` of a run's saved config (config.yaml or a checkpoint's); a key that config
+    predates (action_bins) had its default then."""
+    from pathwise.training.config import TrainConfig
+
+    return OmegaConf.select(saved, key,
+                            default=OmegaConf.select(OmegaConf.structured(TrainConfig), key))
+
+
 def safe_name(text: str) -> str:
     """``text`` as one path component that every filesystem accepts: '/' and ':' (an env id's
     namespace and module prefix) and anything else outside [A-Za-z0-9._-] become '-'."""
@@ -62,10 +71,8 @@ def find_run_dir(cfg) -> tuple[Path, dict | None]:
         checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
         saved = OmegaConf.create(checkpoint["config"])
         ours = OmegaConf.structured(cfg)
-        defaults = OmegaConf.structured(type(cfg))
         for key in RESUME_KEYS:
-            # A key the checkpoint's config predates (action_bins) had its default then.
-            was = OmegaConf.select(saved, key, default=OmegaConf.select(defaults, key))
+            was = recorded(saved, key)
             if was != OmegaConf.select(ours, key):
                 raise ConfigError(f"cannot resume {run_dir}: it was trained with {key}="
                                   f"{was}, this config has {OmegaConf.select(ours, key)}")

@@ -88,7 +88,8 @@ def test_a_checkpoint_from_before_action_bins_existed_still_resumes(tmp_path, ca
     del config["action_bins"]
     OmegaConf.save(config, run_dir / "config.yaml")
     steps = checkpoint["global_step"]
+    # Saying the value it had, action_bins=0, is not a change either.
     code, _, err = run_cli(capsys, "train", "--no-progress", f"resume={run_dir}",
-                           f"total_steps={steps + 20}")
+                           f"total_steps={steps + 20}", "action_bins=0")
     assert code == 0, err
     assert torch.load(last, weights_only=False)["global_step"] == steps + 20
